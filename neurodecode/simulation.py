@@ -268,7 +268,7 @@ def simulate_fmri(
         lo, hi = (int(v) for v in n_times)
     if lo < 2 or hi < lo:
         raise ValueError(f"n_times={n_times!r}: expected a length >= 2 or a range (low, high), low <= high")
-    if 2 * (n_planted + n_sites * n_site_edges) > n_rois * (n_rois - 1) // 2:
+    if n_planted + n_sites * n_site_edges > n_rois * (n_rois - 1) // 2:
         raise ValueError(f"n_rois={n_rois} is too small for {n_planted} planted and {n_site_edges} site edges per site")
     rng = check_random_state(random_state)
 
