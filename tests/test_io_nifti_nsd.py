@@ -1,0 +1,193 @@
+"""NIfTI + atlas loaders (nilearn maskers) and NSD-style HDF5 betas, on synthetic files."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurodecode import DataError, Trials
+from neurodecode.io.fmri_nifti import load_nifti_events, load_nifti_rois, read_events, read_nifti
+
+SHAPE = (6, 5, 4)
+TR = 2.0
+AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
+
+
+def _atlas() -> np.ndarray:
+    """Three labelled ROIs (values 1, 2, 7) and background 0."""
+    atlas = np.zeros(SHAPE, dtype=np.int16)
+    atlas[:2] = 1
+    atlas[2:4, :3] = 2
+    atlas[4:, 2:] = 7
+    return atlas
+
+
+def _scan(signals: dict, n_times: int, rng, noise=0.01) -> np.ndarray:
+    """4D data whose voxels of label v carry signals[v] plus small noise."""
+    atlas = _atlas()
+    data = rng.standard_normal(SHAPE + (n_times,)) * noise
+    for value, sig in signals.items():
+        data[atlas == value] += sig
+    return data.astype(np.float32)
+
+
+def _save(path, data, affine=AFFINE, tr=TR):
+    img = nib.Nifti1Image(data, affine)
+    if data.ndim == 4:
+        img.header.set_zooms(tuple(np.abs(np.diag(affine)[:3])) + (tr,))
+        img.header.set_xyzt_units("mm", "sec")
+    nib.save(img, path)
+    return path
+
+
+@pytest.fixture
+def nifti_files(tmp_path, rng):
+    """Two runs of different lengths with planted per-ROI signals, and the atlas."""
+    atlas_path = _save(tmp_path / "atlas.nii.gz", _atlas())
+    runs, planted = [], []
+    for i, n_times in enumerate((30, 24)):
+        t = np.arange(n_times)
+        sig = {1: np.sin(t / (3 + i)), 2: np.cos(t / 5) * 2, 7: t / n_times - 0.5}
+        path = _save(tmp_path / f"sub-0{i + 1}_task-rest_bold.nii.gz", _scan(sig, n_times, rng))
+        runs.append(path)
+        planted.append(np.stack([sig[1], sig[2], sig[7]]))
+    return runs, atlas_path, planted
+
+
+def _masker_output(path, atlas_path, **kwargs):
+    from nilearn.maskers import NiftiLabelsMasker
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return NiftiLabelsMasker(str(atlas_path), standardize=None, **kwargs).fit_transform(str(path))
+
+
+def test_labels_equal_masker_and_planted_signal(nifti_files):
+    runs, atlas_path, planted = nifti_files
+    t = load_nifti_rois(runs, atlas_path, labels=["a", "b"])
+    assert isinstance(t, Trials) and t.is_ragged and t.modality == "fmri"
+    assert t.ch_names == ["1", "2", "7"]
+    assert t.meta["n_times"].tolist() == [30, 24]
+    assert t.meta["subject"].tolist() == ["sub-01_task-rest_bold", "sub-02_task-rest_bold"]
+    assert t.sfreq == pytest.approx(1 / TR) and t.meta["tr"].tolist() == [TR, TR]
+    assert t.y.tolist() == ["a", "b"]
+    for x, run, truth in zip(t.X, runs, planted):
+        np.testing.assert_allclose(x, _masker_output(run, atlas_path).T, rtol=1e-6, atol=1e-6)
+        # Mean of many voxels: noise 0.01 per voxel leaves < 0.02 error.
+        assert np.abs(x - truth).max() < 0.02
+
+
+def test_confounds_regressed_by_masker(nifti_files, rng):
+    runs, atlas_path, _ = nifti_files
+    conf = [rng.standard_normal((30, 2)), None]
+    t = load_nifti_rois(runs, atlas_path, confounds=conf)
+    expected = _masker_output(runs[0], atlas_path).T
+    # confounds change the series (regression) yet keep the masker's answer exactly
+    from nilearn.maskers import NiftiLabelsMasker
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = NiftiLabelsMasker(str(atlas_path), standardize=None, t_r=TR).fit_transform(
+            str(runs[0]), confounds=conf[0])
+    np.testing.assert_allclose(t.X[0], ref.T, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(t.X[0], expected)
+    with pytest.raises(DataError, match="rows but the image has 24 volumes"):
+        load_nifti_rois(runs, atlas_path, confounds=[None, np.zeros((10, 1))])
+
+
+def test_maps_masker(nifti_files, tmp_path):
+    runs, atlas_path, planted = nifti_files
+    atlas = _atlas()
+    maps = np.stack([(atlas == v).astype(np.float32) for v in (1, 2, 7)], axis=-1)
+    maps_path = _save(tmp_path / "maps.nii.gz", maps)
+    t = load_nifti_rois(runs[:1], maps_path, kind="maps", roi_names=["A", "B", "C"])
+    assert t.ch_names == ["A", "B", "C"]
+    # Binary, non-overlapping maps: the regression equals the ROI mean.
+    np.testing.assert_allclose(t.X[0], _masker_output(runs[0], atlas_path).T, atol=1e-5)
+    assert np.abs(t.X[0] - planted[0]).max() < 0.02
+
+
+def test_events_windows(nifti_files):
+    runs, atlas_path, planted = nifti_files
+    ev = pd.DataFrame({"onset": [0.0, 10.0, 20.0, 56.0], "duration": [4.0, 4.0, 4.0, 4.0],
+                       "trial_type": ["face", "house", "face", "house"], "rt": [0.5, 0.6, 0.7, 0.8]})
+    with pytest.warns(UserWarning, match="dropped 1 event"):
+        t = load_nifti_events(runs[:1], atlas_path, [ev], tmin=0, tmax=8)
+    assert t.X.shape == (3, 3, 4)
+    assert t.y.tolist() == ["face", "house", "face"]
+    assert t.meta["start_volume"].tolist() == [0, 5, 10]
+    assert t.meta["rt"].tolist() == [0.5, 0.6, 0.7]
+    full = load_nifti_rois(runs[:1], atlas_path).X[0]
+    np.testing.assert_array_equal(t.X[1], full[:, 5:9])
+    assert np.abs(t.X[2] - planted[0][:, 10:14]).max() < 0.02
+    # the same through load_nifti_rois(events=...)
+    with pytest.warns(UserWarning):
+        t2 = load_nifti_rois(runs[:1], atlas_path, events=[ev], tmax=8)
+    np.testing.assert_array_equal(t2.X, t.X)
+    with pytest.raises(DataError, match="needs volumes"):
+        load_nifti_events(runs[:1], atlas_path, [ev], tmax=8, on_outside="raise")
+
+
+def test_events_tsv_and_bad_tables(tmp_path):
+    path = tmp_path / "sub-01_events.tsv"
+    path.write_text("onset\tduration\ttrial_type\n0\t2\tleft\n4\tn/a\tright\n")
+    with pytest.raises(DataError, match="sub-01_events.tsv.*'duration' has missing"):
+        read_events(path)
+    path.write_text("onset\tduration\n0\t2\n")
+    with pytest.raises(DataError, match="sub-01_events.tsv.*lacks column.*trial_type"):
+        read_events(path)
+    with pytest.raises(DataError, match="events file not found"):
+        read_events(tmp_path / "nope.tsv")
+
+
+def test_missing_and_corrupted_files(nifti_files, tmp_path):
+    runs, atlas_path, _ = nifti_files
+    with pytest.raises(DataError, match="missing_bold.nii.gz: image file not found"):
+        load_nifti_rois([tmp_path / "missing_bold.nii.gz"], atlas_path)
+    with pytest.raises(DataError, match="nope.nii.gz: labels atlas file not found"):
+        load_nifti_rois(runs, tmp_path / "nope.nii.gz")
+    # truncated gzip: the header reads, the data do not
+    raw = runs[0].read_bytes()
+    cut = tmp_path / "cut_bold.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cut_bold.nii.gz: .*truncated"):
+        load_nifti_rois([cut], atlas_path)
+    junk = tmp_path / "junk_bold.nii"
+    junk.write_bytes(b"not a nifti file at all" * 20)
+    with pytest.raises(DataError, match="junk_bold.nii: not a readable NIfTI image"):
+        load_nifti_rois([junk], atlas_path)
+
+
+def test_not_4d_and_grid_mismatch(nifti_files, tmp_path, rng):
+    runs, atlas_path, _ = nifti_files
+    vol = _save(tmp_path / "single_volume.nii.gz", rng.standard_normal(SHAPE).astype(np.float32))
+    with pytest.raises(DataError, match="single_volume.nii.gz: image has shape .*expected a 4D"):
+        load_nifti_rois([vol], atlas_path)
+    big = _save(tmp_path / "other_grid_bold.nii.gz",
+                rng.standard_normal((8, 8, 8, 10)).astype(np.float32))
+    with pytest.raises(DataError, match=r"other_grid_bold.nii.gz: image grid \(8, 8, 8\).*atlas.nii.gz"):
+        load_nifti_rois([big], atlas_path)
+    shifted = _save(tmp_path / "shifted_bold.nii.gz", read_nifti(runs[0]).get_fdata().astype(np.float32),
+                    affine=np.diag([2.0, 2.0, 2.0, 1.0]))
+    with pytest.raises(DataError, match="shifted_bold.nii.gz: .*does not match"):
+        load_nifti_rois([shifted], atlas_path)
+    # On purpose: nilearn resamples the atlas onto the image.
+    t = load_nifti_rois([big], atlas_path, resampling_target="data")
+    assert t.X[0].shape[1] == 10
+    with pytest.raises(DataError, match="atlas.*expected a 3D"):
+        load_nifti_rois(runs, runs[0])
+
+
+def test_tr_from_header_and_override(nifti_files, tmp_path, rng):
+    runs, atlas_path, _ = nifti_files
+    other = _save(tmp_path / "tr3_bold.nii.gz", _scan({1: np.zeros(12)}, 12, rng), tr=3.0)
+    t = load_nifti_rois([runs[0], other], atlas_path, subjects=["s1", "s2"], runs=["1", "1"])
+    assert t.meta["tr"].tolist() == [2.0, 3.0] and np.isnan(t.sfreq)
+    assert t.meta["subject"].tolist() == ["s1", "s2"]
+    t = load_nifti_rois([runs[0], other], atlas_path, tr=2.5)
+    assert t.sfreq == pytest.approx(0.4)
