@@ -191,3 +191,106 @@ def test_tr_from_header_and_override(nifti_files, tmp_path, rng):
     assert t.meta["subject"].tolist() == ["s1", "s2"]
     t = load_nifti_rois([runs[0], other], atlas_path, tr=2.5)
     assert t.sfreq == pytest.approx(0.4)
+
+
+# ----------------------------------------------------------------- NSD betas
+from neurodecode.io.nsd import NSDBetas, load_nsd, write_nsd_hdf5  # noqa: E402
+from neurodecode.simulation import simulate_nsd  # noqa: E402
+
+
+@pytest.fixture
+def sim():
+    return simulate_nsd(n_subjects=3, n_stimuli=20, n_trials_per_subject=30, n_voxels=(40, 70),
+                        random_state=0)
+
+
+def test_nsd_roundtrip_is_lazy_and_exact(sim, tmp_path):
+    path = write_nsd_hdf5(tmp_path / "nsd.h5", sim)
+    with NSDBetas(path) as nsd:
+        assert nsd.subjects == ["subj01", "subj02", "subj03"]
+        assert nsd.n_voxels == {s: t.X.shape[1] for s, t in sim.items()}
+        assert len(set(nsd.n_voxels.values())) > 1  # voxel counts differ per subject
+        for s, ref in sim.items():
+            t = nsd.trials(s)
+            assert t.is_lazy and isinstance(t.X, h5py.Dataset)
+            np.testing.assert_array_equal(t.X[:5], ref.X[:5])        # a slice read on demand
+            np.testing.assert_array_equal(t.load_data().X, ref.X)    # float64 kept exactly
+            np.testing.assert_array_equal(t.y, ref.y)
+            np.testing.assert_array_equal(t.meta["stimulus"], ref.meta["stimulus"])
+            assert t.meta["session"].tolist() == ref.meta["session"].tolist()
+            assert t.meta["subject"].eq(s).all() and np.isnan(t.sfreq)
+            assert nsd.trials(s, target="stimulus").y.tolist() == ref.meta["stimulus"].tolist()
+        assert "subj02" in nsd and len(nsd) == 3
+    with pytest.raises(ValueError, match="closed"):
+        nsd.trials("subj01")
+
+
+def test_nsd_file_not_fully_read(sim, tmp_path):
+    """Opening and slicing reads a few chunks, not the betas of every subject."""
+    big = simulate_nsd(n_subjects=2, n_stimuli=50, n_trials_per_subject=400, n_voxels=2000, random_state=1)
+    path = write_nsd_hdf5(tmp_path / "big.h5", big, compression=None)
+    with NSDBetas(path) as nsd:
+        t = nsd.trials("subj02")
+        ds = t.X
+        assert ds.chunks is not None and ds.chunks[0] < ds.shape[0]
+        row = t.X[123]
+        np.testing.assert_array_equal(row, big["subj02"].X[123])
+        sub = t[np.array([3, 7, 11])]  # Trials slicing keeps working on the lazy dataset
+        np.testing.assert_array_equal(np.asarray(sub.X), big["subj02"].X[[3, 7, 11]])
+
+
+def test_nsd_roi_and_per_subject_files(sim, tmp_path):
+    masks = {s: np.arange(t.X.shape[1]) % 3 == 0 for s, t in sim.items()}
+    folder = tmp_path / "per_subject"
+    for s, t in sim.items():
+        write_nsd_hdf5(folder / f"{s}.h5", {s: t}, rois={s: {"v1": masks[s]}})
+    # a folder of files, each holding one subject group
+    data = load_nsd(folder, roi="v1")
+    assert sorted(data) == sorted(sim)
+    for s, t in data.items():
+        assert not t.is_lazy and t.X.shape == (30, masks[s].sum())
+        np.testing.assert_array_equal(t.X, sim[s].X[:, masks[s]])
+        assert (t.meta["roi"] == "v1").all()
+    with pytest.raises(KeyError, match="no ROI 'v2'"):
+        load_nsd(folder, roi="v2")
+    # one subject at the file root, name from the attribute
+    root = tmp_path / "root.h5"
+    with h5py.File(root, "w") as f:
+        f.attrs["subject"] = "subjX"
+        f["betas"] = sim["subj01"].X
+        f["stimulus"] = sim["subj01"].meta["stimulus"].to_numpy()
+    data = load_nsd(root, lazy=False)
+    assert list(data) == ["subjX"] and not data["subjX"].is_lazy
+    np.testing.assert_array_equal(data["subjX"].y, sim["subj01"].meta["stimulus"])
+
+
+def test_nsd_errors(sim, tmp_path):
+    with pytest.raises(DataError, match="nope.h5: NSD betas file not found"):
+        NSDBetas(tmp_path / "nope.h5")
+    path = write_nsd_hdf5(tmp_path / "nsd.h5", sim)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(DataError, match="cut.h5: .*truncated"):
+        NSDBetas(cut)
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["subj01/betas"] = np.zeros((5, 3))
+        f["subj01/stimulus"] = np.arange(4)
+    with pytest.raises(DataError, match=r"bad.h5: /subj01/stimulus has shape \(4,\) but betas has 5"):
+        NSDBetas(bad)
+    with h5py.File(bad, "w") as f:
+        f["subj01/betas"] = np.zeros((5, 3))
+    with pytest.raises(DataError, match="bad.h5: /subj01 has no 'stimulus'"):
+        NSDBetas(bad)
+    with h5py.File(bad, "w") as f:
+        f["subj01/stimulus"] = np.arange(5)
+    with pytest.raises(DataError, match="bad.h5: group /subj01 has no 'betas'"):
+        NSDBetas(bad)
+    with h5py.File(bad, "w") as f:
+        f["subj01/betas"] = np.zeros((5, 3))
+        f["subj01/stimulus"] = np.arange(5)
+        f["subj01/roi/v1"] = np.ones(4, dtype=bool)
+    with pytest.raises(DataError, match="roi/v1 has shape .* 3 voxels"):
+        NSDBetas(bad)
+    with NSDBetas(path) as nsd, pytest.raises(KeyError, match="unknown subject 'subj09'"):
+        nsd.trials("subj09")
