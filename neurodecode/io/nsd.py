@@ -144,10 +144,10 @@ class NSDBetas:
     Examples
     --------
     >>> nsd = NSDBetas("nsd_betas.h5")                  # doctest: +SKIP
-    >>> t = nsd.trials("subj01")                        # lazy: nothing read yet
+    >>> t = nsd.trials("subj01")        # lazy: nothing read yet   # doctest: +SKIP
     >>> t.X[:10].shape                                  # doctest: +SKIP
     (10, 15724)
-    >>> t_roi = nsd.trials("subj01", roi="nsdgeneral")  # only the ROI's voxels, in memory
+    >>> t_roi = nsd.trials("subj01", roi="nsdgeneral")  # doctest: +SKIP
     """
 
     def __init__(self, path):
