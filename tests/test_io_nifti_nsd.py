@@ -294,3 +294,19 @@ def test_nsd_errors(sim, tmp_path):
         NSDBetas(bad)
     with NSDBetas(path) as nsd, pytest.raises(KeyError, match="unknown subject 'subj09'"):
         nsd.trials("subj09")
+
+
+def test_scaled_int16_and_unknown_tr_unit(tmp_path, rng):
+    """Header scaling (scl_slope/inter) is applied once; a TR without unit is flagged."""
+    atlas_path = _save(tmp_path / "atlas.nii.gz", _atlas())
+    raw = rng.integers(-1000, 1000, SHAPE + (10,)).astype(np.int16)
+    img = nib.Nifti1Image(raw, AFFINE)
+    img.header.set_slope_inter(0.5, 10.0)
+    nib.save(img, tmp_path / "scaled_bold.nii.gz")  # no TR, no time unit
+    with pytest.warns(UserWarning, match="scaled_bold.nii.gz: header gives pixdim.4. = 1 with no time unit"):
+        t = load_nifti_rois([tmp_path / "scaled_bold.nii.gz"], atlas_path)
+    expected = (raw[_atlas() == 2] * 0.5 + 10.0).mean(axis=0)
+    np.testing.assert_allclose(t.X[0][1], expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert load_nifti_rois([tmp_path / "scaled_bold.nii.gz"], atlas_path, tr=2.0).sfreq == 0.5

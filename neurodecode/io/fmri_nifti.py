@@ -111,12 +111,17 @@ def read_nifti(img, *, ndim: int | None = 4, what: str = "image"):
     return nib.Nifti1Image(data, img.affine, img.header)
 
 
-def _tr_from_header(img) -> float:
+def _tr_from_header(img, label: str = "image") -> float:
     """Repetition time (s) from the NIfTI header, NaN when it is not recorded."""
     zooms = img.header.get_zooms()
     if len(zooms) < 4 or not zooms[3] or zooms[3] <= 0:
         return np.nan
     unit = img.header.get_xyzt_units()[1]
+    if unit == "unknown":
+        # nibabel writes pixdim[4] = 1 with no unit when nobody set the TR: say so rather
+        # than trust a TR that may be a placeholder.
+        warnings.warn(f"{label}: header gives pixdim[4] = {float(zooms[3]):g} with no time unit; "
+                      "taken as seconds. Pass tr= if that is wrong", stacklevel=3)
     scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
     return float(zooms[3]) * scale
 
@@ -295,7 +300,7 @@ def _extract(imgs, atlas, kind, confounds, tr, resampling_target, masker_kwargs,
         data = read_nifti(img, ndim=4, what="image")
         _check_grid(data, atlas_img, kind, label, atlas_label, resampling_target)
         n_vols = data.shape[3]
-        img_tr = _tr_from_header(data) if tr is None else float(tr)
+        img_tr = _tr_from_header(data, label) if tr is None else float(tr)
         conf_values = _read_confounds(conf, n_vols, label)
         masker = _make_masker(atlas_img, kind, img_tr, resampling_target or "data", masker_kwargs)
         with warnings.catch_warnings():
