@@ -169,3 +169,24 @@ def test_missing_dataset_says_where(tmp_path, monkeypatch):
         load_dataset("abide-pcp")
     table = list_datasets().set_index("name")
     assert not table.loc["abide-pcp", "available"] and table.loc["sim-nsd", "available"]
+
+
+def test_damaged_side_tables_name_the_file(tmp_path, monkeypatch):
+    """A junk participants.tsv or a truncated phenotypic CSV: DataError naming the table."""
+    dev = require_dataset("development_fmri", "development_fmri_basc064_timeseries.npz")
+    abide = require_dataset("abide_pcp", "abide_pcp_cpac_filt_noglobal_rois_ho.npz")
+    (tmp_path / "development_fmri").mkdir()
+    (tmp_path / "abide_pcp").mkdir()
+    npz = "development_fmri_basc064_timeseries.npz"
+    (tmp_path / "development_fmri" / npz).symlink_to(dev / npz)
+    (tmp_path / "development_fmri" / "participants.tsv").write_bytes(bytes(range(128, 256)) * 4)
+    npz = "abide_pcp_cpac_filt_noglobal_rois_ho.npz"
+    (tmp_path / "abide_pcp" / npz).symlink_to(abide / npz)
+    pheno = "Phenotypic_V1_0b_preprocessed1.csv"
+    (tmp_path / "abide_pcp" / pheno).write_bytes((abide / pheno).read_bytes()[:300_000])
+    monkeypatch.setenv("NEURODECODE_DATA", str(tmp_path))
+    monkeypatch.setenv("NEURODECODE_NO_CACHE", "1")
+    with pytest.raises(DataError, match="participants.tsv: not a readable table"):
+        load_dataset("development-fmri")
+    with pytest.raises(DataError, match=f"FILE_ID.*not in {pheno}"):
+        load_dataset("abide-pcp")
