@@ -310,3 +310,16 @@ def test_scaled_int16_and_unknown_tr_unit(tmp_path, rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert load_nifti_rois([tmp_path / "scaled_bold.nii.gz"], atlas_path, tr=2.0).sfreq == 0.5
+
+
+def test_load_nsd_lazy_survives_reader_gc(sim, tmp_path):
+    import gc
+
+    path = write_nsd_hdf5(tmp_path / "nsd.h5", sim)
+    data = load_nsd(path, subjects=["subj03"])
+    gc.collect()  # the NSDBetas object is gone; its lazy datasets still read
+    assert list(data) == ["subj03"] and data["subj03"].is_lazy and data["subj03"].name == "nsd"
+    np.testing.assert_array_equal(data["subj03"].X[-3:], sim["subj03"].X[-3:])
+    # a lazy Trials saves to the Trials HDF5 format like any other
+    back = Trials.load(data["subj03"].save(tmp_path / "t.h5"))
+    np.testing.assert_array_equal(back.X, sim["subj03"].X)

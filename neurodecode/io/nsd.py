@@ -272,7 +272,7 @@ class NSDBetas:
         Trials
             ``meta``: ``subject``, ``session`` (stored or ``"0"``), ``run``
             ``"0"``, ``stimulus``, ``trial`` (row in the file); ``sfreq`` NaN;
-            ``name`` the file name.
+            ``name`` the file name without suffix.
         """
         g, path = self._group(subject)
         betas = g["betas"]
@@ -311,7 +311,7 @@ class NSDBetas:
         })
         if roi is not None:
             meta["roi"] = roi
-        return Trials(X, y, meta, sfreq=np.nan, modality="fmri", name=path.name)
+        return Trials(X, y, meta, sfreq=np.nan, modality="fmri", name=path.stem)
 
     def __getitem__(self, subject) -> Trials:
         return self.trials(subject)
