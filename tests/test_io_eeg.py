@@ -156,3 +156,174 @@ def test_feet_classes_need_runs_that_are_absent():
 
     with pytest.raises(DataError, match=r"S001R06\.edf"):
         load_physionet_mi(subjects=[1], events=("left_hand", "feet"), use_cache=False)
+
+
+# ------------------------------------------------------------------ raw files
+SFREQ = 128.0
+CH = ["Fz", "Cz", "Pz", "Oz", "C3", "C4"]
+
+
+def _make_raw(n_seconds=20, stim=False):
+    import mne
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((len(CH), int(n_seconds * SFREQ))) * 20e-6
+    info = mne.create_info(CH, SFREQ, "eeg")
+    raw = mne.io.RawArray(data, info, verbose="error")
+    raw.set_montage("standard_1020", verbose="error")
+    # 'left' at 2 and 10 s, 'right' at 6 s, one 'left' too close to the end
+    # for a 1-s epoch, and a BAD segment that must not become a class.
+    raw.set_annotations(mne.Annotations([2.0, 6.0, 10.0, 19.5, 14.0], [0.5, 0.5, 0.5, 0.1, 1.0],
+                                        ["left", "right", "left", "left", "BAD_blink"]))
+    return raw
+
+
+@pytest.fixture
+def raw():
+    return _make_raw()
+
+
+@pytest.mark.parametrize("fmt, filename", [("edf", "rec.edf"), ("bdf", "rec.bdf"),
+                                           ("fif", "rec_raw.fif"), ("brainvision", "rec.vhdr")])
+def test_read_and_epoch_each_format(raw, tmp_path, fmt, filename):
+    from neurodecode.io.eeg_raw import raw_to_epochs_trials, read_raw_eeg
+
+    path = tmp_path / filename
+    if fmt == "fif":
+        raw.save(path, verbose="error")
+    else:
+        raw.export(path, fmt=fmt, verbose="error")
+    back = read_raw_eeg(path)
+    assert back.ch_names[:len(CH)] == CH
+    assert back.info["sfreq"] == SFREQ
+    trials = raw_to_epochs_trials(path, tmin=0.0, tmax=1.0 - 1 / SFREQ, subject="s7", run="2")
+    # the 19.5-s 'left' epoch runs past the end and is dropped; BAD is no class
+    prefix = "Comment/" if fmt == "brainvision" else ""  # MNE reads BrainVision markers so
+    assert list(trials.y) == [prefix + c for c in ("left", "right", "left")]
+    assert trials.X.shape == (3, len(CH), int(SFREQ))
+    assert trials.ch_names == CH and trials.sfreq == SFREQ
+    assert set(trials.meta["subject"]) == {"s7"} and set(trials.meta["run"]) == {"2"}
+    np.testing.assert_allclose(trials.meta["onset"], [2.0, 6.0, 10.0])
+    # the samples survive the file format (EDF: 16-bit, so a quantisation error)
+    expected = raw.get_data()[:, int(6 * SFREQ):int(7 * SFREQ)]
+    tol = 0.02 * np.abs(expected).max() if fmt in ("edf", "brainvision") else 1e-9
+    np.testing.assert_allclose(trials.X[1], expected, atol=tol)
+    if fmt == "fif":  # only FIF stores the montage
+        assert trials.positions is not None and np.isfinite(trials.positions).all()
+
+
+def test_epoch_options(raw):
+    import mne
+
+    from neurodecode.io.eeg_raw import raw_to_epochs_trials
+
+    t = raw_to_epochs_trials(raw, ["right"], tmin=-0.5, tmax=0.5)
+    assert list(t.y) == ["right"] and t.X.shape == (1, 6, 129)
+    assert t.positions.shape == (6, 3) and np.isfinite(t.positions).all()
+    t = raw_to_epochs_trials(raw, {"left": 5}, tmin=0, tmax=0.5, baseline=(0, 0.1))
+    assert list(t.meta["code"]) == [5, 5]
+    np.testing.assert_allclose(t.X[:, :, :13].mean(axis=2), 0, atol=1e-12)
+    # An epoch overlapping a BAD annotation is rejected.
+    bad = raw.copy()
+    bad.annotations.append(10.2, 0.2, "BAD_move")
+    assert list(raw_to_epochs_trials(bad, tmax=0.99).meta["onset"]) == [2.0, 6.0]
+    with pytest.raises(ValueError, match="absent"):
+        raw_to_epochs_trials(raw, ["up"])
+    # Stim-channel events.
+    stim = mne.io.RawArray(np.zeros((1, raw.n_times)), mne.create_info(["STI"], SFREQ, "stim"),
+                           verbose="error")
+    stim._data[0, [256, 768]] = [3, 4]
+    with_stim = raw.copy().add_channels([stim], force_update_info=True)
+    t = raw_to_epochs_trials(with_stim, {"a": 3, "b": 4}, stim_channel="STI", tmax=0.5)
+    assert list(t.y) == ["a", "b"] and t.ch_names == CH
+
+
+def _assert_names_file(excinfo, path, *words):
+    msg = str(excinfo.value)
+    assert str(path) in msg, msg
+    for w in words:
+        assert w in msg, msg
+    # ours, not a library traceback re-raised with another type
+    assert excinfo.type is DataError
+
+
+def test_corrupt_files_give_clear_errors(raw, tmp_path):
+    from neurodecode.io.eeg_raw import read_raw_eeg
+
+    edf = tmp_path / "ok.edf"
+    raw.export(edf, fmt="edf", verbose="error")
+    data = edf.read_bytes()
+    crlf = tmp_path / "crlf.edf"
+    crlf.write_bytes(data.replace(b"\n", b"\r\n"))
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(crlf)
+    _assert_names_file(e, crlf, "\\r\\n")
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(cut)
+    _assert_names_file(e, cut, "truncated")
+
+    bdf = tmp_path / "ok.bdf"
+    raw.export(bdf, fmt="bdf", verbose="error")
+    cut = tmp_path / "cut.bdf"
+    cut.write_bytes(bdf.read_bytes()[:-1000])  # MNE alone reads this silently, shorter
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(cut)
+    _assert_names_file(e, cut, "truncated")
+
+    fif = tmp_path / "ok_raw.fif"
+    raw.save(fif, verbose="error")
+    for n in (fif.stat().st_size // 2, 100, 10):
+        cut = tmp_path / f"cut{n}_raw.fif"
+        cut.write_bytes(fif.read_bytes()[:n])
+        with pytest.raises(DataError) as e:
+            read_raw_eeg(cut)
+        _assert_names_file(e, cut)
+    junk = tmp_path / "junk_raw.fif"
+    junk.write_bytes(b"this is not a fif file at all" * 10)
+    with pytest.raises(DataError, match="not a FIF file"):
+        read_raw_eeg(junk)
+
+    vhdr = tmp_path / "bv.vhdr"
+    raw.export(vhdr, fmt="brainvision", verbose="error")
+    eeg = tmp_path / "bv.eeg"
+    full = eeg.read_bytes()
+    eeg.write_bytes(full[:-3])
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(vhdr)
+    _assert_names_file(e, eeg, "truncated")
+    frame = len(CH) * 4
+    eeg.write_bytes(full[: (len(full) // 2 // frame) * frame])  # whole samples, but markers past the end
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(vhdr)
+    _assert_names_file(e, eeg, "truncated")
+    eeg.unlink()
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(vhdr)
+    _assert_names_file(e, eeg, "missing")
+
+    for name in ("garbage.set", "garbage.gdf"):
+        bad = tmp_path / name
+        bad.write_bytes(b"\x00\x01 not an EEG file " * 50)
+        with pytest.raises(DataError) as e:
+            read_raw_eeg(bad)
+        _assert_names_file(e, bad, "cannot read as")
+
+
+def test_missing_and_unknown_files(tmp_path):
+    from neurodecode.io.eeg_raw import read_raw_eeg
+
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(tmp_path / "absent.edf")
+    _assert_names_file(e, tmp_path / "absent.edf", "not found")
+    odd = tmp_path / "rec.xyz"
+    odd.write_text("x")
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(odd)
+    _assert_names_file(e, odd, "unknown EEG file type", ".edf")
+    empty = tmp_path / "empty.edf"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError) as e:
+        read_raw_eeg(empty)
+    _assert_names_file(e, empty, "empty")
