@@ -318,7 +318,8 @@ def from_moabb(dataset, paradigm, subjects: Sequence[int] | None = None, *, use_
             t0 = time.perf_counter()
             parts.append(cached_trials(
                 f"moabb-{name}-s{subject}", params, files,
-                lambda s=subject: _load_subject(ds, paradigm, s, name), use_cache=use_cache))
+                lambda s=subject: _load_subject(ds, paradigm, s, name), use_cache=use_cache,
+                compression=None))
             logger.info("%s subject %s: %d trials in %.2f s", name, subject,
                         parts[-1].n_trials, time.perf_counter() - t0)
     return parts[0] if len(parts) == 1 else concatenate_trials(parts)
@@ -396,7 +397,7 @@ def load_physionet_mi(subjects: Iterable[int] = range(1, 16),
               "moabb": version("moabb"), "mne": version("mne")}
     parts = [cached_trials(f"physionet-mi-s{s}", {**params, "subject": s},
                            physionet_mi_files(s, hand_runs, root), lambda s=s: build(s),
-                           use_cache=use_cache)
+                           use_cache=use_cache, compression=None)
              for s in subjects]
     if not parts:
         raise ValueError("subjects is empty")

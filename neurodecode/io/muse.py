@@ -299,4 +299,4 @@ def load_muse_cueing(task: str = "cue", subjects=None, *, l_freq: float = 1.0, h
     params = {"task": task, "subjects": sorted(set(table["subject"])), "l_freq": l_freq,
               "h_freq": h_freq, "epoch_samples": EPOCH_SAMPLES, "sfreq": MUSE_SFREQ}
     return cached_trials(f"muse-cueing-{task}", params, list(table["path"]), build,
-                         use_cache=use_cache)
+                         use_cache=use_cache, compression=None)
