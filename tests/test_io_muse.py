@@ -74,6 +74,11 @@ def test_all_subjects_match_source(muse_root):
     assert cue.meta["subject"].nunique() == 66  # subject1311 has no usable cue epoch
     assert dict(zip(*np.unique(target.y, return_counts=True))) == {"pre_cue": 5257, "target": 5158}
     assert target.meta["subject"].nunique() == 67
+    from neurodecode import get_dataset, load_dataset
+
+    assert get_dataset("muse-cueing").n_subjects == 67
+    # through the registry: same arrays, served from the cache just filled
+    assert np.array_equal(load_dataset("muse-cueing", task="target").X, target.X)
     got_cue = _counts(cue, "cue_left", "cue_right")
     got_target = _counts(target, "pre_cue", "target")
     for s, (ab, cd) in source.items():
