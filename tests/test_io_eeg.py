@@ -365,3 +365,24 @@ def test_missing_and_unknown_files(tmp_path):
     with pytest.raises(DataError) as e:
         read_raw_eeg(empty)
     _assert_names_file(e, empty, "empty")
+
+
+def test_real_physionet_edf_through_mne_reader(tmp_path):
+    """A real EDF+ run through read_raw_eeg/raw_to_epochs_trials, and its CRLF-damaged copy."""
+    root = require_dataset("mne_data", "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf")
+    from neurodecode.io.eeg_raw import raw_to_epochs_trials, read_raw_eeg
+    from neurodecode.io.moabb_data import physionet_mi_files
+
+    path = physionet_mi_files(1, [4], root)[0]
+    raw = read_raw_eeg(path)
+    assert raw.n_times == 20000 and len(raw.ch_names) == 64
+    trials = raw_to_epochs_trials(raw, tmin=0.0, tmax=3.0, subject="1")
+    counts = dict(zip(*np.unique(trials.y, return_counts=True)))
+    assert counts["T0"] == 15 and counts["T1"] + counts["T2"] == 15  # SOURCE.md: every run
+    assert trials.X.shape[1:] == (64, 481)
+    # The corruption SOURCE.md found in a third copy of S001: \n -> \r\n.
+    bad = tmp_path / "S001R04.edf"
+    bad.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(DataError, match=r"line endings were converted") as e:
+        read_raw_eeg(bad)
+    assert str(bad) in str(e.value)
