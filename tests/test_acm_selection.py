@@ -273,3 +273,56 @@ def test_grid_search_sklearn_contract():
 @parametrize_with_checks([ACMGridSearch(orders=(1, 2), lags=(1,), Cs=(1.0,), cv=3, device="cpu")])
 def test_grid_search_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------------------------------------
+# ACMClassifier and registered pipelines
+# ---------------------------------------------------------------------------------------------
+from neurodecode.models.acm_search import ACMClassifier  # noqa: E402
+
+
+def test_acm_classifier_equals_moabb_pipeline():
+    from moabb.pipelines.features import AugmentedDataset
+    from pyriemann.estimation import Covariances
+    from pyriemann.tangentspace import TangentSpace
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
+    X, y = _hard_eeg()
+    train, test = np.arange(40), np.arange(40, 60)
+    ours = ACMClassifier(order=3, lag=2, C=0.5, device="cpu").fit(X[train], y[train])
+    ref = make_pipeline(AugmentedDataset(3, 2), Covariances("cov"), TangentSpace(metric="riemann"),
+                        SVC(kernel="linear", C=0.5)).fit(X[train], y[train])
+    np.testing.assert_allclose(ours.transform(X[test]), ref[:-1].transform(X[test]), atol=1e-8)
+    np.testing.assert_allclose(ours.decision_function(X[test]), ref.decision_function(X[test]),
+                               atol=1e-8)
+
+
+def test_acm_classifier_auto_and_errors(rng):
+    X, y = _hard_eeg(n_times=160)
+    clf = ACMClassifier(order="auto", lag="auto", max_order=4, max_lag=5, device="cpu").fit(X, y)
+    assert (clf.order_, clf.lag_) == select_order_lag(X, 4, 5)
+    with pytest.raises(ValueError, match="positive definite"):
+        ACMClassifier(order=4, lag=1, device="cpu").fit(X[..., :22], y)
+    with pytest.raises(ValueError, match="C must be > 0"):
+        ACMClassifier(C=0, device="cpu").fit(X, y)
+
+
+def test_registered_acm_pipelines():
+    from neurodecode.pipelines import get_pipeline_info, list_pipelines, make_pipeline
+
+    names = {"acm-ts-svm", "acm-grid-ts-svm", "acm-mdop-ts-svm"}
+    assert names <= set(list_pipelines("eeg")) and names <= set(list_pipelines("ieeg"))
+    assert not names & set(list_pipelines("fmri"))
+    assert get_pipeline_info("acm-ts-svm").modality == ("eeg", "ieeg")
+    X, y = _hard_eeg()
+    for name, opts in [("acm-ts-svm", {"order": 2}), ("acm-mdop-ts-svm", {"max_order": 3}),
+                       ("acm-grid-ts-svm", {"orders": (1, 2), "lags": (1,), "Cs": (1.0,), "cv": 3})]:
+        est = make_pipeline(name, device="cpu", **opts)
+        assert clone(est).get_params() == est.get_params()
+        assert est.fit(X, y).predict(X).shape == y.shape
+
+
+@parametrize_with_checks([ACMClassifier(order=2, lag=1, device="cpu")])
+def test_acm_classifier_sklearn_compatible(estimator, check):
+    check(estimator)

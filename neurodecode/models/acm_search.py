@@ -50,7 +50,7 @@ from ..riemann.base import _expm
 from ..riemann.mean import _mean_riemann
 from ..riemann.tangentspace import _log_map, _upper
 
-__all__ = ["ACMGridSearch", "tangent_vectors"]
+__all__ = ["ACMClassifier", "ACMGridSearch", "tangent_vectors"]
 
 CLASSIFIERS = ("svm", "lr")
 
@@ -99,11 +99,159 @@ def _fold_score(scoring, scorer, clf, X_test, y_test):
     return scorer(clf, X_test, y_test)
 
 
+def _check_epochs(X):
+    X = check_array(X, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="X")
+    if X.ndim != 3:
+        raise ValueError(
+            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
+        )
+    return X
+
+
 def _make_classifier(kind, C, random_state, precomputed):
     if kind == "svm":
         return SVC(kernel="precomputed" if precomputed else "linear", C=C,
                    random_state=random_state)
     return LogisticRegression(C=C, max_iter=1000, random_state=random_state)
+
+
+class ACMClassifier(ClassifierMixin, BaseEstimator):
+    """ACM (fixed or automatic order/lag) + Riemannian tangent space + linear classifier.
+
+    The steps of MOABB's ACM pipeline with one (order, lag, C):
+    ``AugmentedDataset(order, lag)`` → ``Covariances(estimator)`` →
+    ``TangentSpace(metric="riemann")`` → ``SVC(kernel="linear", C)``, computed
+    with the block ACM path and the torch Riemannian engine.
+
+    Parameters
+    ----------
+    order, lag : int or "auto", default=4, 2
+        Embedding; ``"auto"`` learns it in ``fit`` from the training trials
+        (false nearest neighbours / average mutual information, see
+        :func:`~neurodecode.preprocessing.embedding_selection.select_order_lag`).
+    C : float, default=1.0
+    estimator : {"cov", "scm", "corr", "oas", "lwf"}, default="cov"
+    classifier : {"svm", "lr"}, default="svm"
+    max_order, max_lag : int, default=10
+        Bounds of the automatic choice.
+    tol, maxiter : float, int
+        Riemannian-mean stopping rule (pyRiemann's defaults).
+    random_state : int or None
+        Classifier seed; the automatic choice is seeded with 0.
+    device : str or None
+
+    Attributes
+    ----------
+    order_, lag_ : int
+    reference_ : ndarray
+        Riemannian mean of the training ACMs.
+    classifier_, classes_, n_channels_
+
+    Examples
+    --------
+    >>> from neurodecode.simulation import simulate_eeg
+    >>> trials = simulate_eeg(n_subjects=1, n_trials=40, n_channels=4, n_times=128,
+    ...                       random_state=0)
+    >>> clf = ACMClassifier(order=3, lag=2, device="cpu").fit(trials.X, trials.y)
+    >>> clf.reference_.shape
+    (12, 12)
+    """
+
+    def __init__(self, order=4, lag=2, C=1.0, estimator="cov", classifier="svm", max_order=10,
+                 max_lag=10, tol=10e-9, maxiter=50, random_state=None, device=None):
+        self.order = order
+        self.lag = lag
+        self.C = C
+        self.estimator = estimator
+        self.classifier = classifier
+        self.max_order = max_order
+        self.max_lag = max_lag
+        self.tol = tol
+        self.maxiter = maxiter
+        self.random_state = random_state
+        self.device = device
+
+    def fit(self, X, y):
+        """Learn order/lag (when "auto"), the tangent-space reference and the classifier."""
+        X = _check_epochs(X)
+        check_X_y(X.reshape(len(X), -1), y)
+        check_classification_targets(y)
+        _check_estimator(self.estimator)
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier={self.classifier!r}; choose one of {CLASSIFIERS}")
+        if not float(self.C) > 0:
+            raise ValueError(f"C must be > 0, got {self.C!r}")
+        order, lag = self.order, self.lag
+        if order == "auto" or lag == "auto":
+            from ..preprocessing.embedding_selection import select_order_lag
+
+            auto_order, auto_lag = select_order_lag(X, self.max_order, self.max_lag,
+                                                    random_state=0)
+            order = auto_order if order == "auto" else order
+            lag = auto_lag if lag == "auto" else lag
+            while order > 1 and X.shape[-1] - order * lag < 2:
+                order -= 1
+        self.order_, self.lag_ = _check_order_lag(order, lag, X.shape[-1])
+        dev = _device(self.device)
+        covs = torch.as_tensor(
+            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
+            device=dev)
+        if _spd_logm(covs) is None:
+            raise ValueError(
+                f"the augmented covariances (order={self.order_}, lag={self.lag_}) are not "
+                f"positive definite: {self.order_ * X.shape[1]} embedded dimensions from "
+                f"{X.shape[-1] - (self.order_ * self.lag_ if self.order_ > 1 else 0)} samples "
+                "per trial; use a smaller order or a shrinkage estimator ('oas', 'lwf')"
+            )
+        reference = _mean_riemann(covs, None, tol=self.tol, maxiter=self.maxiter)
+        features = tangent_vectors(covs, reference).cpu().numpy()
+        self.classifier_ = _make_classifier(self.classifier, float(self.C), self.random_state,
+                                            False).fit(features, y)
+        self.reference_ = reference.cpu().numpy()
+        self.classes_ = self.classifier_.classes_
+        self.n_channels_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        """Tangent vectors of ``X``'s ACMs at the training reference (the classifier's input)."""
+        check_is_fitted(self, "classifier_")
+        X = _check_epochs(X)
+        if X.shape[1] != self.n_channels_:
+            raise ValueError(
+                f"X has {X.shape[1]} channels but {type(self).__name__} was fitted with "
+                f"{self.n_channels_}"
+            )
+        dev = _device(self.device)
+        covs = torch.as_tensor(
+            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
+            device=dev)
+        ref = torch.as_tensor(self.reference_, device=dev)
+        return tangent_vectors(covs, ref).cpu().numpy()
+
+    def decision_function(self, X):
+        """Classifier decision values."""
+        features = self.transform(X)  # raises NotFittedError before classifier_ is read
+        return self.classifier_.decision_function(features)
+
+    def predict(self, X):
+        """Predicted labels."""
+        features = self.transform(X)
+        return self.classifier_.predict(features)
+
+    def _has_proba(self):
+        return self.classifier == "lr"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Class probabilities (``classifier="lr"`` only)."""
+        features = self.transform(X)
+        return self.classifier_.predict_proba(features)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags
 
 
 class ACMGridSearch(ClassifierMixin, BaseEstimator):
@@ -156,8 +304,10 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
     order_, lag_, C_ : the selected values
     reference_ : ndarray, shape (order_*C, order_*C)
         Riemannian mean of the training ACMs (tangent-space reference).
-    classifier_ : fitted classifier on the tangent vectors
-    classes_, n_channels_
+    best_estimator_ : ACMClassifier
+        The best candidate refitted on all of ``X`` (predictions go through it).
+    reference_, classifier_, classes_, n_channels_
+        Shortcuts to ``best_estimator_``'s.
 
     Examples
     --------
@@ -186,12 +336,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_X(self, X):
-        X = check_array(X, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="X")
-        if X.ndim != 3:
-            raise ValueError(
-                f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
-            )
-        return X
+        return _check_epochs(X)
 
     def _check_params(self, n_times):
         _check_estimator(self.estimator)
@@ -296,15 +441,14 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         self.n_splits_ = n_splits
 
         # refit: the same steps as the MOABB pipeline, on every training trial
-        covs = torch.as_tensor(
-            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
-            device=dev)
-        self.reference_ = _mean_riemann(covs, None, tol=self.tol, maxiter=self.maxiter)
-        features = tangent_vectors(covs, self.reference_).cpu().numpy()
-        self.classifier_ = _make_classifier(self.classifier, self.C_, self.random_state, False)
-        self.classifier_.fit(features, y)
-        self.reference_ = self.reference_.cpu().numpy()
-        self.classes_ = self.classifier_.classes_
+        self.best_estimator_ = ACMClassifier(
+            order=self.order_, lag=self.lag_, C=self.C_, estimator=self.estimator,
+            classifier=self.classifier, tol=self.tol, maxiter=self.maxiter,
+            random_state=self.random_state, device=self.device,
+        ).fit(X, y)
+        self.reference_ = self.best_estimator_.reference_
+        self.classifier_ = self.best_estimator_.classifier_
+        self.classes_ = self.best_estimator_.classes_
         self.n_channels_ = X.shape[1]
         return self
 
@@ -340,38 +484,26 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         return out, ""
 
     # ----------------------------------------------------------------- predict
-    def _features(self, X):
-        check_is_fitted(self, "classifier_")
-        X = self._check_X(X)
-        if X.shape[1] != self.n_channels_:
-            raise ValueError(
-                f"X has {X.shape[1]} channels but ACMGridSearch was fitted with {self.n_channels_}"
-            )
-        dev = _device(self.device)
-        covs = torch.as_tensor(
-            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
-            device=dev)
-        ref = torch.as_tensor(self.reference_, device=dev)
-        return tangent_vectors(covs, ref).cpu().numpy()
+    def transform(self, X):
+        """Tangent vectors of ``X`` under the selected (order, lag)."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.transform(X)
 
     def decision_function(self, X):
-        """Classifier decision values on the tangent vectors of ``X``'s ACMs."""
-        features = self._features(X)  # raises NotFittedError before classifier_ is read
-        return self.classifier_.decision_function(features)
+        """Decision values of the refitted best candidate."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.decision_function(X)
 
     def predict(self, X):
-        """Predicted labels."""
-        features = self._features(X)  # raises NotFittedError before classifier_ is read
-        return self.classifier_.predict(features)
+        """Predicted labels of the refitted best candidate."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
 
-    def _has_proba(self):
-        return self.classifier == "lr"
-
-    @available_if(_has_proba)
+    @available_if(ACMClassifier._has_proba)
     def predict_proba(self, X):
         """Class probabilities (``classifier="lr"`` only)."""
-        features = self._features(X)  # raises NotFittedError before classifier_ is read
-        return self.classifier_.predict_proba(features)
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
