@@ -46,7 +46,9 @@ def _cmd_datasets(args) -> int:
     table = list_datasets()
     if args.available:
         table = table[table["available"]]
-    cols = ["name", "modality", "subjects", "available", "path"] + (["source"] if args.sources else [])
+    # The source (where the data would be downloaded from) is always shown: the registry's
+    # point is to say what exists and where to get it; --paths adds the local folders.
+    cols = ["name", "modality", "subjects", "available", "source"] + (["path"] if args.paths else [])
     import pandas as pd
 
     with pd.option_context("display.max_colwidth", 80, "display.width", 200):
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("datasets", help="list registered datasets and whether they are on this machine")
     p.add_argument("--available", action="store_true", help="only the datasets found locally")
-    p.add_argument("--sources", action="store_true", help="show where each dataset comes from")
+    p.add_argument("--paths", action="store_true", help="also show the local folder of each dataset")
+    p.add_argument("--sources", action="store_true", help=argparse.SUPPRESS)  # default now; kept for old scripts
     p.set_defaults(func=_cmd_datasets)
     for register in _EXTRA_COMMANDS:
         register(sub)

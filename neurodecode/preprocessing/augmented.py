@@ -383,19 +383,29 @@ class AugmentedCovariances(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    order : int, default=1
-        Number of delayed copies (embedding dimension).
-    lag : int, default=1
-        Delay between copies, in samples.
+    order : int or "auto", default=1
+        Number of delayed copies (embedding dimension). ``"auto"``: chosen in
+        ``fit`` by false nearest neighbours
+        (:func:`~neurodecode.preprocessing.embedding_selection.select_order_lag`).
+    lag : int or "auto", default=1
+        Delay between copies, in samples. ``"auto"``: first minimum of the
+        average mutual information, chosen in ``fit``.
     estimator : {"cov", "scm", "corr", "oas", "lwf"}, default="cov"
         Covariance estimator (pyRiemann names; MOABB's ACM pipelines use "cov").
     device : str or None, default=None
         Torch device; None picks CUDA when available, else CPU.
+    max_order, max_lag : int, default=10
+        Upper bounds of the automatic choice (ignored for fixed values).
+    random_state : int or None, default=0
+        Seeds the sub-sampling of series used by the automatic choice.
 
     Attributes
     ----------
     n_channels_ : int
         Channels seen in ``fit``.
+    order_, lag_ : int
+        The embedding used by ``transform`` (learned from the training data
+        when ``"auto"``, so it stays inside the training fold).
 
     Examples
     --------
@@ -405,11 +415,15 @@ class AugmentedCovariances(TransformerMixin, BaseEstimator):
     (5, 12, 12)
     """
 
-    def __init__(self, order=1, lag=1, estimator="cov", device=None):
+    def __init__(self, order=1, lag=1, estimator="cov", device=None, max_order=10, max_lag=10,
+                 random_state=0):
         self.order = order
         self.lag = lag
         self.estimator = estimator
         self.device = device
+        self.max_order = max_order
+        self.max_lag = max_lag
+        self.random_state = random_state
 
     def _validate(self, X, reset):
         X = check_array(X, allow_nd=True, ensure_2d=False, dtype=np.float64,
@@ -419,11 +433,31 @@ class AugmentedCovariances(TransformerMixin, BaseEstimator):
                 f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
             )
         _check_estimator(self.estimator)
-        _check_order_lag(self.order, self.lag, X.shape[-1])
+        if reset:
+            # "auto" is resolved in fit; check fixed values (with a placeholder for auto ones)
+            order = 1 if self.order == "auto" else self.order
+            lag = 1 if self.lag == "auto" else self.lag
+            _check_order_lag(order, lag, X.shape[-1])
+        else:
+            _check_order_lag(self.order_, self.lag_, X.shape[-1])
         return X
 
     def fit(self, X, y=None):
         X = self._validate(X, reset=True)
+        order, lag = self.order, self.lag
+        if order == "auto" or lag == "auto":
+            from .embedding_selection import select_order_lag
+
+            auto_order, auto_lag = select_order_lag(
+                X, self.max_order, self.max_lag, random_state=self.random_state
+            )
+            order = auto_order if order == "auto" else order
+            lag = auto_lag if lag == "auto" else lag
+            # a short trial cannot hold every (order, lag) the signal asks for
+            while order > 1 and X.shape[-1] - order * lag < 2:
+                order -= 1
+        _check_order_lag(order, lag, X.shape[-1])
+        self.order_, self.lag_ = int(order), int(lag)
         self.n_channels_ = X.shape[1]
         return self
 
@@ -435,7 +469,7 @@ class AugmentedCovariances(TransformerMixin, BaseEstimator):
                 f"X has {X.shape[1]} channels but AugmentedCovariances was fitted with "
                 f"{self.n_channels_}"
             )
-        return augmented_covariances(X, self.order, self.lag, self.estimator, device=self.device)
+        return augmented_covariances(X, self.order_, self.lag_, self.estimator, device=self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
