@@ -109,50 +109,139 @@ def test_clone_and_params():
     assert c2.get_params()["kind"] == "tangent" and c2.discard_diagonal
 
 
-# Connectivity reads (n_scans, n_rois, n_times) or ragged lists: the generic checks
-# that feed 2-D (n_samples, n_features) tables cannot apply to it.
-_TWO_D_REASON = "input is (n_scans, n_rois, n_times) or a ragged list; 2-D tables are rejected by design"
-
-
-# Every one of these feeds a 2-D table and gets our shape error first (checked by hand);
-# the properties they test (NaN rejection, fit returns self, clone…) are tested above on 3-D input.
-_EXPECTED_FAILED = {name: _TWO_D_REASON for name in [
-    "check_fit_score_takes_y",
-    "check_estimators_overwrite_params",
-    "check_dont_overwrite_parameters",
-    "check_estimators_fit_returns_self",
-    "check_readonly_memmap_input",
-    "check_n_features_in_after_fitting",
-    "check_positive_only_tag_during_fit",
-    "check_estimators_dtypes",
-    "check_complex_data",
-    "check_dtype_object",
-    "check_estimators_empty_data_messages",
-    "check_pipeline_consistency",
-    "check_estimators_nan_inf",
-    "check_estimator_sparse_tag",
-    "check_estimator_sparse_array",
-    "check_estimator_sparse_matrix",
-    "check_estimators_pickle",
-    "check_f_contiguous_array_estimator",
-    "check_transformer_data_not_an_array",
-    "check_transformer_general",
-    "check_transformer_preserve_dtypes",
-    "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance",
-    "check_fit2d_1sample",
-    "check_fit2d_1feature",
-    "check_dict_unchanged",
-    "check_fit_idempotent",
-    "check_fit_check_is_fitted",
-    "check_n_features_in",
-    "check_fit2d_predict1d",
-]}
+# Connectivity reads (n_scans, n_rois, n_times) or ragged lists and rejects 2-D
+# tables by design (a 2-D array is ambiguous: one scan (n_rois, n_times) or a
+# table). The generic checks below feed 2-D tables to fit() before testing their
+# property, so they fail on our shape error, never on the property itself.
+# Each property is tested on 3-D input in `test_sklearn_properties_on_scans`
+# (named after the check in the comment). The content checks that do not need
+# a successful fit (sparse, complex, empty input, preserved dtypes) run for real.
+_TWO_D = "fits a 2-D table first; 2-D input is rejected by design; property tested on scans in "
+_EXPECTED_FAILED = {
+    "check_fit_score_takes_y": _TWO_D + "fit_y_ignored",
+    "check_estimators_overwrite_params": _TWO_D + "params_unchanged",
+    "check_dont_overwrite_parameters": _TWO_D + "params_unchanged",
+    "check_estimators_fit_returns_self": _TWO_D + "fit_returns_self",
+    "check_readonly_memmap_input": _TWO_D + "readonly_memmap",
+    "check_n_features_in_after_fitting": _TWO_D + "n_rois_and_shape_error",
+    "check_n_features_in": _TWO_D + "n_rois_and_shape_error",
+    "check_positive_only_tag_during_fit": _TWO_D + "dtypes (negative values are ordinary signal)",
+    "check_estimators_dtypes": _TWO_D + "dtypes",
+    "check_dtype_object": _TWO_D + "dtypes",
+    "check_pipeline_consistency": _TWO_D + "fit_idempotent",
+    "check_estimators_nan_inf": _TWO_D + "nan_inf (its transform half needs a fitted 2-D model)",
+    "check_estimators_pickle": _TWO_D + "pickle",
+    "check_f_contiguous_array_estimator": _TWO_D + "f_contiguous",
+    "check_transformer_data_not_an_array": _TWO_D + "list_input",
+    "check_transformer_general": _TWO_D + "fit_transform_equals_transform",
+    "check_methods_sample_order_invariance": _TWO_D + "sample_order",
+    "check_methods_subset_invariance": _TWO_D + "subset",
+    "check_fit2d_1sample": _TWO_D + "one_scan (one scan is valid input)",
+    "check_fit2d_1feature": _TWO_D + "n_rois_and_shape_error",
+    "check_dict_unchanged": _TWO_D + "dict_unchanged",
+    "check_fit_idempotent": _TWO_D + "fit_idempotent",
+    "check_fit_check_is_fitted": _TWO_D + "check_is_fitted",
+    "check_fit2d_predict1d": _TWO_D + "n_rois_and_shape_error",
+}
 
 
 @parametrize_with_checks([Connectivity()], expected_failed_checks=lambda est: _EXPECTED_FAILED)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+_PROPERTIES = ["fit_y_ignored", "params_unchanged", "fit_returns_self", "readonly_memmap", "n_rois_and_shape_error",
+               "dtypes", "nan_inf", "pickle", "f_contiguous", "list_input", "fit_transform_equals_transform",
+               "sample_order", "subset", "one_scan", "dict_unchanged", "fit_idempotent", "check_is_fitted"]
+
+
+@pytest.mark.parametrize("kind", ["correlation", "tangent"])
+@pytest.mark.parametrize("prop", _PROPERTIES)
+def test_sklearn_properties_on_scans(prop, kind, tmp_path):
+    """The properties of the 2-D sklearn checks above, on (n_scans, n_rois, n_times) input."""
+    import pickle
+
+    import joblib
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, 5, 60)) + 0.5 * rng.standard_normal((8, 1, 60))  # correlated ROIs
+    est = Connectivity(kind=kind)
+    ref = clone(est).fit(X).transform(X)
+    if prop == "fit_y_ignored":
+        np.testing.assert_allclose(clone(est).fit(X, np.arange(8)).transform(X), ref)
+    elif prop == "params_unchanged":
+        before = joblib.hash(est.get_params())
+        public = {k for k in vars(est) if not k.startswith("_")}
+        est.fit(X)
+        assert joblib.hash(est.get_params()) == before
+        added = {k for k in vars(est) if not k.startswith("_")} - public
+        assert added and all(k.endswith("_") for k in added)
+    elif prop == "fit_returns_self":
+        assert est.fit(X) is est
+    elif prop == "readonly_memmap":
+        path = tmp_path / "x.npy"
+        np.save(path, X)
+        Xm = np.load(path, mmap_mode="r")
+        np.testing.assert_allclose(clone(est).fit(Xm).transform(Xm), ref, atol=1e-12)
+    elif prop == "n_rois_and_shape_error":
+        assert clone(est).fit(X).n_rois_ == 5
+        with pytest.raises(ValueError, match="fitted on 5"):
+            clone(est).fit(X).transform(X[:, :4])
+        with pytest.raises(ValueError, match="expected"):
+            clone(est).fit(X[:, :, 0])
+    elif prop == "dtypes":
+        for dtype in (np.float32, np.int64, object):
+            out = clone(est).fit(X.astype(dtype)).transform(X.astype(dtype))
+            assert out.dtype == np.float64 and out.shape == ref.shape
+        np.testing.assert_allclose(clone(est).fit(X.astype(object)).transform(X), ref, atol=1e-12)
+    elif prop == "nan_inf":
+        for bad in (np.nan, np.inf):
+            Xb = X.copy()
+            Xb[2, 1, 5] = bad
+            with pytest.raises(ValueError, match="NaN or inf"):
+                clone(est).fit(Xb)
+            with pytest.raises(ValueError, match="NaN or inf"):
+                clone(est).fit(X).transform(Xb)
+    elif prop == "pickle":
+        fitted = clone(est).fit(X)
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).transform(X), fitted.transform(X))
+    elif prop == "f_contiguous":
+        np.testing.assert_allclose(clone(est).fit(np.asfortranarray(X)).transform(np.asfortranarray(X)), ref,
+                                   atol=1e-12)
+    elif prop == "list_input":
+        as_lists = [x.tolist() for x in X]
+        np.testing.assert_allclose(clone(est).fit(as_lists).transform(as_lists), ref, atol=1e-12)
+    elif prop == "fit_transform_equals_transform":
+        np.testing.assert_allclose(clone(est).fit_transform(X), ref, atol=1e-12)
+    elif prop == "sample_order":
+        perm = np.random.default_rng(0).permutation(8)
+        fitted = clone(est).fit(X)
+        np.testing.assert_allclose(fitted.transform(X[perm]), fitted.transform(X)[perm], atol=1e-12)
+    elif prop == "subset":
+        fitted = clone(est).fit(X)
+        np.testing.assert_allclose(np.concatenate([fitted.transform(X[:3]), fitted.transform(X[3:])]),
+                                   fitted.transform(X), atol=1e-12)
+    elif prop == "one_scan":
+        out = clone(est).fit(X[:1]).transform(X[:1])
+        assert out.shape == (1, ref.shape[1])
+        if kind == "tangent":  # a scan is its own mean: zero tangent vector
+            np.testing.assert_allclose(out, 0.0, atol=1e-10)
+    elif prop == "dict_unchanged":
+        fitted = clone(est).fit(X)
+        before = joblib.hash(vars(fitted))
+        fitted.transform(X)
+        assert joblib.hash(vars(fitted)) == before
+    elif prop == "fit_idempotent":
+        fitted = clone(est).fit(X[:4]).fit(X)
+        np.testing.assert_allclose(fitted.transform(X), ref, atol=1e-12)
+    elif prop == "check_is_fitted":
+        with pytest.raises(NotFittedError):
+            check_is_fitted(clone(est))
+        with pytest.raises(NotFittedError):
+            clone(est).transform(X)
+        check_is_fitted(clone(est).fit(X))
 
 
 def test_fit_returns_self_and_pickles():
@@ -163,3 +252,42 @@ def test_fit_returns_self_and_pickles():
     assert c.fit(t.X) is c
     c2 = pickle.loads(pickle.dumps(c))
     np.testing.assert_array_equal(c.transform(t.X), c2.transform(t.X))
+
+
+# ------------------------------------------------------------------ registered pipelines
+CONN_PIPELINES = ["conn-corr-lr", "conn-partial-lr", "conn-tangent-lr", "conn-tangent-svm",
+                  "conn-corr-confound-lr", "conn-tangent-confound-lr", "conn-corr-combat-lr",
+                  "conn-tangent-combat-lr"]
+
+
+def test_connectivity_pipelines_registered_and_routed():
+    from neurodecode.evaluation.evaluate import _meta_consumers
+    from neurodecode.pipelines import get_pipeline_info, list_pipelines, make_pipeline
+
+    assert set(CONN_PIPELINES) <= set(list_pipelines("fmri"))
+    for name in CONN_PIPELINES:
+        info = get_pipeline_info(name)
+        assert info.input_kind == "timeseries" and info.modality == ("fmri",)
+        consumers = _meta_consumers(make_pipeline(name))
+        # Only the confound variants read meta, and in fit *and* in predict (training coefficients at test).
+        if "confound" in name or "combat" in name:
+            assert {"fit", "predict", "decision_function"} <= consumers
+        else:
+            assert consumers == set()
+    pipe = make_pipeline("conn-corr-confound-lr", confounds=("site",), C=0.5)
+    assert pipe.named_steps["confound"].confounds == ("site",) and pipe.named_steps["classifier"].C == 0.5
+
+
+def test_connectivity_pipelines_leave_site_out_on_simulated_sites():
+    from neurodecode.evaluation import evaluate
+
+    t = simulate_fmri(n_subjects=60, n_rois=10, n_times=(60, 80), n_sites=3, effect_size=0.8, random_state=0)
+    rng = np.random.default_rng(0)
+    t.meta["age"] = rng.uniform(8, 40, t.n_trials)
+    t.meta["sex"] = rng.choice(["M", "F"], t.n_trials)
+    t.meta["mean_fd"] = rng.uniform(0.05, 0.3, t.n_trials)
+    df = evaluate(["conn-corr-lr", "conn-corr-confound-lr", "conn-tangent-combat-lr"], t, split="leave-site-out",
+                  scoring="accuracy", progress=False)
+    assert len(df) == 9 and df["score"].between(0, 1).all()
+    # The planted effect is decodable across sites with and without confound removal.
+    assert df.groupby("pipeline")["score"].mean().min() > 0.6

@@ -21,6 +21,7 @@ fitted), the usual way a transformer leaks test data from an earlier fold.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 
@@ -28,11 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.metrics import get_scorer
 from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
 
 from .backends import run_tasks
 from .splits import get_split
@@ -140,13 +139,43 @@ def _meta_consumers(estimator) -> set:
 
 
 def _is_fitted(est) -> bool:
-    try:
-        check_is_fitted(est)
-    except NotFittedError:
-        return False
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
+    # Learned state is an instance attribute ending in "_" (sklearn's convention).
+    # ``check_is_fitted`` is not used: it calls ``__sklearn_is_fitted__``, which
+    # stateless transformers (FunctionTransformer) answer True even when fresh.
+    return any(k.endswith("_") and not k.startswith("__") for k in vars(est))
+
+
+def _parts(est):
+    return [("", est)] + [(k, v) for k, v in est.get_params(deep=True).items() if isinstance(v, BaseEstimator)]
+
+
+_LIBRARY_MODULES = ("sklearn.", "builtins", "abc", "numpy.", "scipy.", "torch.")
+
+
+def _class_state(est) -> dict:
+    """Digest of the mutable class-level attributes of every step's classes.
+
+    A transformer that keeps a class-level dict/list (a cache of rows it has
+    seen, labels it was fitted on) shares it with all its clones, so a later
+    fold can look up test rows that an earlier fold trained on. Instances
+    cannot be inspected for that; the class dictionaries can.
+    """
+    import pickle
+
+    out = {}
+    for path, part in _parts(est):
+        for cls in type(part).__mro__:
+            if cls is object or cls.__module__.startswith(_LIBRARY_MODULES):
+                continue
+            for attr, val in vars(cls).items():
+                if isinstance(val, (dict, list, set, bytearray, np.ndarray)):
+                    try:
+                        blob = pickle.dumps(val, protocol=4)
+                    except Exception:  # unpicklable: fall back on its size
+                        blob = repr(len(val)).encode()
+                    out[f"{cls.__module__}.{cls.__qualname__}.{attr}"] = hashlib.blake2b(
+                        blob, digest_size=16).hexdigest()
+    return out
 
 
 def check_unfitted(estimator, name: str = "pipeline") -> None:
@@ -157,8 +186,7 @@ def check_unfitted(estimator, name: str = "pipeline") -> None:
     what it learned on one fold (possibly that fold's test data) into the next.
     """
     est = clone(estimator)
-    parts = [("", est)] + [(k, v) for k, v in est.get_params(deep=True).items() if isinstance(v, BaseEstimator)]
-    for path, part in parts:
+    for path, part in _parts(est):
         if _is_fitted(part):
             where = f" (step {path!r})" if path else ""
             raise LeakageError(
@@ -210,14 +238,18 @@ class _WithMeta:
         return method
 
 
-def run_fold(estimator, train, test, X, y, meta, scorers, consumers, error_score="raise"):
+def run_fold(estimator, train, test, X, y, meta, scorers, consumers, error_score="raise",
+             check_leakage=True):
     """Fit a clone of ``estimator`` on ``train`` and score it on ``test``.
 
     Returns a dict with ``scores`` (name → float), ``fit_seconds`` and
     ``predict_seconds`` (time spent in the response methods) and, on failure
-    with a numeric ``error_score``, ``error``.
+    with a numeric ``error_score``, ``error``. With ``check_leakage``, a
+    pipeline whose fit changes class-level state (shared by every clone, so
+    visible to later folds) raises `LeakageError`, whatever ``error_score``.
     """
     est = clone(estimator)
+    before = _class_state(est) if check_leakage else None
     X_train, X_test = _take(X, train), _take(X, test)
     y_train, y_test = y[train], y[test]
     fit_kw = {"meta": meta.iloc[train].reset_index(drop=True)} if "fit" in consumers else {}
@@ -228,9 +260,20 @@ def run_fold(estimator, train, test, X, y, meta, scorers, consumers, error_score
         with config_context(enable_metadata_routing=bool(fit_kw)):
             est.fit(X_train, y_train, **fit_kw)
         out["fit_seconds"] = time.perf_counter() - t0
+        if check_leakage:
+            after = _class_state(est)
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            if changed:
+                raise LeakageError(
+                    f"fit() changed class-level state {changed}: it is shared by every clone, so a "
+                    "later fold could see what this fold was trained on (test rows of that fold). "
+                    "Store learned state on the instance, in attributes ending in '_'."
+                )
         bound = _WithMeta(est, meta.iloc[test].reset_index(drop=True), consumers, clock)
         out["scores"] = {name: float(scorer(bound, X_test, y_test)) for name, scorer in scorers.items()}
         out["predict_seconds"] = clock[0]
+    except LeakageError:
+        raise
     except Exception as err:
         if error_score == "raise":
             raise
@@ -335,6 +378,8 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
 
     from tqdm.auto import tqdm
 
+    fold_options = {"error_score": error_score, "check_leakage": check_leakage}
+
     records = []
     for ds_name, t in _datasets(trials, datasets_name):
         if t.y is None:
@@ -384,7 +429,7 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
                 base["key"] = key
                 keys[task_id] = key
                 ds_records[task_id] = base
-                tasks.append((task_id, (seeded, train, test, consumers)))
+                tasks.append((task_id, (seeded, train, test, consumers, fold_options)))
 
         done = store.get_many([k for k in keys.values()]) if store is not None else {}
         todo = []
@@ -418,8 +463,8 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
     return _tidy(records, list(pipes))
 
 
-def _run_fold_task(estimator, train, test, consumers, X, y, meta, scorers):
-    return run_fold(estimator, train, test, X, y, meta, scorers, consumers)
+def _run_fold_task(estimator, train, test, consumers, options, X, y, meta, scorers):
+    return run_fold(estimator, train, test, X, y, meta, scorers, consumers, **options)
 
 
 def _finish_record(base, result, scorers):

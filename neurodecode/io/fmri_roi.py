@@ -177,6 +177,14 @@ def _read_npz(path: Path, keys) -> dict:
         raise DataError(f"cannot read the npz ({type(err).__name__}: {err})", path) from None
 
 
+def _read_table(path: Path, **kwargs) -> pd.DataFrame:
+    # A damaged table (binary junk, bad quoting) must name the file, not surface a pandas/codec traceback.
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"not a readable table ({type(err).__name__}: {err})", path) from None
+
+
 def _build_abide(folder: Path, sites, subjects, dtype) -> Trials:
     npz_path = folder / _ABIDE_NPZ
     z = _read_npz(npz_path, ["timeseries", "lengths", "offsets", "file_ids", "sub_ids", "site_ids",
@@ -189,7 +197,7 @@ def _build_abide(folder: Path, sites, subjects, dtype) -> Trials:
     pheno_path = folder / _ABIDE_PHENO
     if not pheno_path.is_file():
         raise DataError("phenotypic table not found", pheno_path)
-    pheno = pd.read_csv(pheno_path)
+    pheno = _read_table(pheno_path)
     need = ["FILE_ID", "SUB_ID", "SITE_ID", "DX_GROUP", "DSM_IV_TR", "AGE_AT_SCAN", "SEX", "func_mean_fd"]
     missing = [c for c in need if c not in pheno.columns]
     if missing:
@@ -338,7 +346,7 @@ def _build_development(npz_path: Path, tsv_path: Path) -> Trials:
         raise DataError("offsets do not match the timeseries rows", npz_path)
     if not tsv_path.is_file():
         raise DataError("participants table not found", tsv_path)
-    table = pd.read_csv(tsv_path, sep="\t", na_values=["n/a"], dtype={"participant_id": str})
+    table = _read_table(tsv_path, sep="\t", na_values=["n/a"], dtype={"participant_id": str})
     missing = [c for c in ("participant_id", "Age", "AgeGroup", "Child_Adult", "Gender", "Handedness")
                if c not in table.columns]
     if missing:
