@@ -182,9 +182,12 @@ def abide_shared(kind, out, folds_done=None):
 
             est = Pipeline([(n, clone(e)) for n, e in steps])
             h0 = time.time()
+            uses_meta = name.endswith(("confound-lr", "combat-lr"))
+            kw_train = {"meta": meta.iloc[train].reset_index(drop=True)} if uses_meta else {}
+            kw_test = {"meta": meta.iloc[test].reset_index(drop=True)} if uses_meta else {}
             with config_context(enable_metadata_routing=True):
-                est.fit(F[train], y[train], meta=meta.iloc[train].reset_index(drop=True))
-                pred = est.predict(F[test], meta=meta.iloc[test].reset_index(drop=True))
+                est.fit(F[train], y[train], **kw_train)
+                pred = est.predict(F[test], **kw_test)
             rows.append({"pipeline": name, "fold": f"site={s}", "score": float((pred == y[test]).mean()),
                          "n_test": len(test), "connectivity_seconds": conn_s, "head_seconds": time.time() - h0})
         print(pd.DataFrame(rows[-3:]).to_string(header=False), flush=True)
