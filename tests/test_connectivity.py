@@ -252,3 +252,42 @@ def test_fit_returns_self_and_pickles():
     assert c.fit(t.X) is c
     c2 = pickle.loads(pickle.dumps(c))
     np.testing.assert_array_equal(c.transform(t.X), c2.transform(t.X))
+
+
+# ------------------------------------------------------------------ registered pipelines
+CONN_PIPELINES = ["conn-corr-lr", "conn-partial-lr", "conn-tangent-lr", "conn-tangent-svm",
+                  "conn-corr-confound-lr", "conn-tangent-confound-lr", "conn-corr-combat-lr",
+                  "conn-tangent-combat-lr"]
+
+
+def test_connectivity_pipelines_registered_and_routed():
+    from neurodecode.evaluation.evaluate import _meta_consumers
+    from neurodecode.pipelines import get_pipeline_info, list_pipelines, make_pipeline
+
+    assert set(CONN_PIPELINES) <= set(list_pipelines("fmri"))
+    for name in CONN_PIPELINES:
+        info = get_pipeline_info(name)
+        assert info.input_kind == "timeseries" and info.modality == ("fmri",)
+        consumers = _meta_consumers(make_pipeline(name))
+        # Only the confound variants read meta, and in fit *and* in predict (training coefficients at test).
+        if "confound" in name or "combat" in name:
+            assert {"fit", "predict", "decision_function"} <= consumers
+        else:
+            assert consumers == set()
+    pipe = make_pipeline("conn-corr-confound-lr", confounds=("site",), C=0.5)
+    assert pipe.named_steps["confound"].confounds == ("site",) and pipe.named_steps["classifier"].C == 0.5
+
+
+def test_connectivity_pipelines_leave_site_out_on_simulated_sites():
+    from neurodecode.evaluation import evaluate
+
+    t = simulate_fmri(n_subjects=60, n_rois=10, n_times=(60, 80), n_sites=3, effect_size=0.8, random_state=0)
+    rng = np.random.default_rng(0)
+    t.meta["age"] = rng.uniform(8, 40, t.n_trials)
+    t.meta["sex"] = rng.choice(["M", "F"], t.n_trials)
+    t.meta["mean_fd"] = rng.uniform(0.05, 0.3, t.n_trials)
+    df = evaluate(["conn-corr-lr", "conn-corr-confound-lr", "conn-tangent-combat-lr"], t, split="leave-site-out",
+                  scoring="accuracy", progress=False)
+    assert len(df) == 9 and df["score"].between(0, 1).all()
+    # The planted effect is decodable across sites with and without confound removal.
+    assert df.groupby("pipeline")["score"].mean().min() > 0.6
