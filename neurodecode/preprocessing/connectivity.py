@@ -19,8 +19,6 @@ point — is what 1e-8 parity with ``ConnectivityMeasure`` requires.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse
 import torch
