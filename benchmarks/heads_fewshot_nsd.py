@@ -34,12 +34,14 @@ def main():
     ap.add_argument("--subjects", type=int, default=5)
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--targets", type=int, default=2, help="how many subjects serve as the new subject")
+    ap.add_argument("--latent", type=int, default=8)
+    ap.add_argument("--shared-dim", type=int, default=64)
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = simulate_nsd(n_subjects=args.subjects, n_stimuli=200, n_trials_per_subject=args.trials,
-                        n_voxels=tuple(args.voxels), latent_dim=8, noise=args.noise, random_state=0)
+                        n_voxels=tuple(args.voxels), latent_dim=args.latent, noise=args.noise, random_state=0)
     subjects = sorted(data)
-    arch = dict(shared_dim=64, hidden_dim=64, latent_dim=16, device="cpu")
+    arch = dict(shared_dim=args.shared_dim, hidden_dim=64, latent_dim=16, device="cpu")
     rows = []
     t0 = time.time()
     for target in subjects[-args.targets:]:

@@ -270,6 +270,9 @@ def test_reset_tuning_beats_per_subject_model_on_shared_latent(tmp_path, nsd):
     Pretraining on four subjects learns the shared latent → category mapping;
     reset-tuning only the new subject's adapter with n ≤ 20 trials per class
     must beat the same architecture trained from scratch on those trials.
+    The margin is small and depends on the target subject (see
+    benchmarks/heads_fewshot_nsd.py: with subj04 as target there is no gain);
+    this test pins one seeded set-up (target subj05) as a regression guard.
     """
     from neurodecode.models.adapter import CrossSubjectClassifier
     from neurodecode.models.foundation import finetune, pretrain
