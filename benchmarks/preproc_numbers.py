@@ -6,6 +6,8 @@ Usage (single-threaded BLAS; each part is heavy, run it once)::
     python benchmarks/preproc_numbers.py abide-tangent  # conn-tangent-lr (+ confound), leave-site-out
     python benchmarks/preproc_numbers.py site-variance  # fraction of feature variance explained by site
     python benchmarks/preproc_numbers.py development    # child vs adult, tangent, vs nilearn side by side
+    python benchmarks/preproc_numbers.py abide-tangent-shared  # same folds, covariances computed once (faster)
+    python benchmarks/preproc_numbers.py abide-corr-shared
 
 Per-fold scores go to a results store (``--store``, SQLite) so an interrupted
 run keeps its finished folds; summaries are printed and written as CSV next
@@ -135,9 +137,72 @@ def development(out):
     res.to_csv(out, index=False)
 
 
+def abide_shared(kind, out, folds_done=None):
+    """Same steps as the registered ``conn-<kind>-lr`` / ``-confound-lr`` / ``-combat-lr`` pipelines, leave-site-out,
+    with the per-scan Ledoit-Wolf covariances computed once (they depend on one scan each, so sharing
+    them across folds changes no number) and one connectivity fit per fold shared by the three heads.
+
+    Written because the machine was shared by ~14 processes: one tangent fold through `evaluate` took
+    451 s. The first folds run through `evaluate` are compared with these (same folds, same numbers).
+    """
+    from sklearn.base import clone
+    from sklearn.covariance import LedoitWolf
+
+    from neurodecode.io.fmri_roi import load_abide_pcp
+    from neurodecode.pipelines import make_pipeline
+    from neurodecode.preprocessing.connectivity import (
+        _zscore_sample, cov_to_corr, geometric_mean_nilearn, sym_matrix_to_vec)
+    from neurodecode.riemann import log_map
+
+    t = load_abide_pcp(dtype=np.float64)
+    meta, y = t.meta, np.asarray(t.y)
+    t0 = time.time()
+    prep = _zscore_sample if kind == "correlation" else (lambda x: x)
+    covs = np.stack([LedoitWolf(store_precision=False).fit(prep(x.T)).covariance_ for x in t.X])
+    print(f"{kind}: {len(covs)} Ledoit-Wolf covariances in {time.time() - t0:.0f} s", flush=True)
+    short = {"correlation": "corr", "tangent": "tangent"}[kind]
+    heads = {}
+    for suffix in ("lr", "confound-lr", "combat-lr"):
+        steps = make_pipeline(f"conn-{short}-{suffix}").steps[1:]   # everything after Connectivity
+        heads[f"conn-{short}-{suffix}"] = steps
+    rows = []
+    site = meta["site"].to_numpy()
+    for s in sorted(set(site)):
+        test, train = np.flatnonzero(site == s), np.flatnonzero(site != s)
+        f0 = time.time()
+        if kind == "correlation":
+            F = sym_matrix_to_vec(cov_to_corr(covs), discard_diagonal=True)
+        else:
+            mean = geometric_mean_nilearn(covs[train])
+            F = sym_matrix_to_vec(log_map(covs, mean, metric="riemann", device="cpu"), discard_diagonal=True)
+        conn_s = time.time() - f0
+        for name, steps in heads.items():
+            from sklearn.pipeline import Pipeline
+            from sklearn import config_context
+
+            est = Pipeline([(n, clone(e)) for n, e in steps])
+            h0 = time.time()
+            uses_meta = name.endswith(("confound-lr", "combat-lr"))
+            kw_train = {"meta": meta.iloc[train].reset_index(drop=True)} if uses_meta else {}
+            kw_test = {"meta": meta.iloc[test].reset_index(drop=True)} if uses_meta else {}
+            with config_context(enable_metadata_routing=True):
+                est.fit(F[train], y[train], **kw_train)
+                pred = est.predict(F[test], **kw_test)
+            rows.append({"pipeline": name, "fold": f"site={s}", "score": float((pred == y[test]).mean()),
+                         "n_test": len(test), "connectivity_seconds": conn_s, "head_seconds": time.time() - h0})
+        print(pd.DataFrame(rows[-3:]).to_string(header=False), flush=True)
+        pd.DataFrame(rows).to_csv(out.with_suffix(".folds.csv"), index=False)
+    df = pd.DataFrame(rows)
+    s = _summary(df.assign(fit_seconds=df["connectivity_seconds"] + df["head_seconds"]))
+    s["wall_seconds"] = time.time() - t0
+    print(s.to_string(), flush=True)
+    s.to_csv(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["abide-corr", "abide-tangent", "site-variance", "development"])
+    ap.add_argument("part", choices=["abide-corr", "abide-tangent", "abide-corr-shared", "abide-tangent-shared",
+                                     "site-variance", "development"])
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--store", default=None, help="SQLite results store (default: <out-dir>/preproc.sqlite)")
     args = ap.parse_args(argv)
@@ -149,6 +214,10 @@ def main(argv=None):
         abide(["conn-corr-lr", "conn-corr-confound-lr", "conn-corr-combat-lr"], store, out_dir / "abide_corr.csv")
     elif args.part == "abide-tangent":
         abide(["conn-tangent-lr", "conn-tangent-confound-lr"], store, out_dir / "abide_tangent.csv")
+    elif args.part == "abide-corr-shared":
+        abide_shared("correlation", out_dir / "abide_corr_shared.csv")
+    elif args.part == "abide-tangent-shared":
+        abide_shared("tangent", out_dir / "abide_tangent_shared.csv")
     elif args.part == "site-variance":
         site_variance(out_dir / "abide_site_variance.csv")
     else:

@@ -5,17 +5,20 @@ Scored with accuracy (not ROC-AUC) because the reference numbers of
 the 20 held-out-site accuracies (the harness's mean over folds), "pooled" =
 correct predictions over all 871 held-out subjects.
 
-Ours, through `neurodecode.evaluation.evaluate` (split ``leave-site-out``):
+Ours, through `neurodecode.evaluation.evaluate` (split ``leave-site-out``),
+the registered pipelines of the preproc branch (or, where this checkout does
+not register them yet, the same steps built here):
 
-* ``corr-lr`` / ``tangent-lr``: `neurodecode.preprocessing.connectivity.Connectivity`
-  (``kind``, vectorised, diagonal discarded; Ledoit-Wolf, standardised) →
+* ``conn-corr-lr`` / ``conn-tangent-lr``:
+  `neurodecode.preprocessing.connectivity.Connectivity` (``kind``,
+  vectorised, diagonal discarded; Ledoit-Wolf, standardised) →
   ``StandardScaler`` → ``LogisticRegression(solver="liblinear", C=1)`` —
   the reference procedure, step for step, with our connectivity;
-* ``corr-confounds-lr`` / ``tangent-confounds-lr``: the same with
+* ``conn-corr-confound-lr`` / ``conn-tangent-confound-lr``: the same with
   ``ConfoundRegressor(confounds=("site", "age", "sex", "mean_fd"))`` after
   the connectivity, fitted on the training sites only (a held-out site gets
   the training-average site effect);
-* every registered ``conn-*`` pipeline (preproc branch), when present.
+* with ``--registered``, every other registered ``conn-*`` pipeline.
 
 Reference, computed side by side on the same folds: nilearn
 ``ConnectivityMeasure(kind, vectorize=True, discard_diagonal=True)`` +
@@ -43,6 +46,13 @@ import pandas as pd  # noqa: E402
 CONFOUNDS = ("site", "age", "sex", "mean_fd")
 SOURCE_REF = {"correlation": 0.6310, "tangent": 0.6282}
 QUICK_SITES = ["CALTECH", "CMU", "OHSU", "SBL"]
+# SOURCE.md per held-out site accuracy (nilearn + liblinear LR): corr, tangent
+_SOURCE_SITES = """CALTECH 0.533 0.333|CMU 0.636 0.545|KKI 0.606 0.545|LEUVEN_1 0.500 0.607|LEUVEN_2 0.679 0.500|
+MAX_MUN 0.543 0.565|NYU 0.651 0.692|OHSU 0.440 0.600|OLIN 0.607 0.643|PITT 0.700 0.800|SBL 0.615 0.615|
+SDSU 0.704 0.741|STANFORD 0.480 0.600|TRINITY 0.545 0.659|UCLA_1 0.641 0.719|UCLA_2 0.810 0.619|
+UM_1 0.686 0.744|UM_2 0.794 0.588|USM 0.791 0.716|YALE 0.659 0.732"""
+SOURCE_SITES = pd.DataFrame([r.split() for r in _SOURCE_SITES.replace("\n", "").split("|")],
+                            columns=["site", "correlation", "tangent"]).set_index("site").astype(float)
 
 
 def lr():
@@ -51,19 +61,22 @@ def lr():
     return LogisticRegression(solver="liblinear", C=1.0)
 
 
-def ours(kind, confounds=False):
+def ours(kind, confounds=False, memory=None):
+    """``memory``: joblib cache folder of the pipeline, so the variants with and
+    without confound removal share each fold's fitted connectivity (the
+    tangent reference mean costs minutes per fold on the 2-core machine)."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     from neurodecode.preprocessing.connectivity import Connectivity
 
-    steps = [("conn", Connectivity(kind=kind, vectorize=True, discard_diagonal=True))]
+    steps = [("connectivity", Connectivity(kind=kind, vectorize=True, discard_diagonal=True))]
     if confounds:
         from neurodecode.preprocessing.confounds import ConfoundRegressor
 
-        steps.append(("confounds", ConfoundRegressor(confounds=CONFOUNDS)))
-    steps += [("scale", StandardScaler()), ("lr", lr())]
-    return Pipeline(steps)
+        steps.append(("confound", ConfoundRegressor(confounds=CONFOUNDS)))
+    steps += [("scaler", StandardScaler()), ("classifier", lr())]
+    return Pipeline(steps, memory=memory)
 
 
 def confounds_available() -> bool:
@@ -119,6 +132,9 @@ def main(argv=None):
                    help="also run nilearn's tangent reference (slow: ~771 s in SOURCE.md)")
     p.add_argument("--no-reference", action="store_true", help="skip the nilearn reference")
     p.add_argument("--no-confounds", action="store_true", help="skip the confound-removal variants")
+    p.add_argument("--registered", action="store_true", help="also evaluate every registered conn-* pipeline")
+    p.add_argument("--cache-dir", default=str(rc.RESULTS / "store" / "joblib-abide"),
+                   help="joblib cache of the fitted connectivity step ('none' disables it)")
     args = p.parse_args(argv)
     rc.limit_threads()
 
@@ -140,22 +156,41 @@ def main(argv=None):
 
     kinds = args.kinds.split(",")
     short = {"correlation": "corr", "tangent": "tangent"}
-    pipes = {f"{short[k]}-lr": ours(k) for k in kinds}
+    memory = None if args.cache_dir.lower() == "none" else args.cache_dir
+    registered = set(list_pipelines("fmri"))
+    pipes, origin = {}, {}
+
+    def add(name, kind, confounds):
+        # The registered pipeline when this checkout has it (preproc branch),
+        # else the same steps built here; both get the shared joblib memory.
+        if name in registered:
+            pipes[name] = make_pipeline(name).set_params(memory=memory)
+            origin[name] = "registry"
+        else:
+            pipes[name] = ours(kind, confounds=confounds, memory=memory)
+            origin[name] = "local equivalent (not registered in this checkout)"
+
+    for k in kinds:
+        add(f"conn-{short[k]}-lr", k, False)
     if not args.no_confounds:
         if confounds_available():
-            pipes.update({f"{short[k]}-confounds-lr": ours(k, confounds=True) for k in kinds})
+            for k in kinds:
+                add(f"conn-{short[k]}-confound-lr", k, True)
         else:
             report.section("Confound removal: skipped",
                            "neurodecode.preprocessing.confounds.ConfoundRegressor is not in this checkout.")
-    registered = [name for name in list_pipelines("fmri") if name.startswith("conn-")]
-    for name in registered:
-        pipes[name] = make_pipeline(name)
+    if args.registered:
+        for name in sorted(registered):
+            if name.startswith("conn-") and name not in pipes:
+                pipes[name] = make_pipeline(name).set_params(memory=memory)
+                origin[name] = "registry"
+    report.section("Pipelines", "\n".join(f"* `{k}`: {v}; `{pipes[k]}`" for k, v in origin.items()))
 
     df, wall = rc.run_eval(pipes, trials, "leave-site-out", args, scoring="accuracy")
     summary = site_summary(df)
     report.section("Ours (harness, leave-site-out accuracy)",
-                   rc.fmt_table(summary) + f"\n\nharness wall {wall:.1f} s (store hits excluded only when "
-                   "the store already held the folds)")
+                   rc.fmt_table(summary) + f"\n\nharness wall {wall:.1f} s (folds already in the store are read, "
+                   "not recomputed)")
     report.csv(df.drop(columns=["subject"]), "folds")
     report.csv(summary, "summary")
 
@@ -163,11 +198,11 @@ def main(argv=None):
     by_site = df.assign(subject=df["site"])
     pairs = []
     for k in kinds:
-        a, b = f"{short[k]}-confounds-lr", f"{short[k]}-lr"
+        a, b = f"conn-{short[k]}-confound-lr", f"conn-{short[k]}-lr"
         if a in pipes:
             pairs.append(paired_comparison(by_site, a, b))
     if len(kinds) == 2:
-        pairs.append(paired_comparison(by_site, "tangent-lr", "corr-lr"))
+        pairs.append(paired_comparison(by_site, "conn-tangent-lr", "conn-corr-lr"))
     pairs = pd.DataFrame(pairs)
     report.section(f"Paired tests over the {df['site'].nunique()} held-out sites (Wilcoxon, sign-flip permutation)",
                    rc.fmt_table(pairs.rename(columns={"n_subjects": "n_sites"}),
@@ -175,12 +210,26 @@ def main(argv=None):
     if not pairs.empty:
         report.csv(pairs, "paired")
 
+    # per-site comparison with SOURCE.md's table (3 decimals there)
+    rows = []
+    for k in kinds:
+        mine = df[df["pipeline"] == f"conn-{short[k]}-lr"].set_index("site")["score"]
+        common = mine.index.intersection(SOURCE_SITES.index)
+        if len(common) and sites is None:  # same folds only when all 20 sites run
+            d = mine.loc[common] - SOURCE_SITES.loc[common, k]
+            rows.append({"kind": k, "n_sites": len(common), "neurodecode_mean": mine.loc[common].mean(),
+                         "source_md_mean": SOURCE_SITES.loc[common, k].mean(),
+                         "max_site_abs_diff": d.abs().max(), "sites_differing_>0.001": int((d.abs() > 1e-3).sum())})
+    if rows:
+        report.section("Per-site comparison with SOURCE.md's table (nilearn + sklearn, same folds)",
+                       rc.fmt_table(pd.DataFrame(rows)))
+
     if not args.no_reference:
         ref_kinds = [k for k in kinds if k == "correlation" or args.reference_tangent]
         comp = []
         for k in ref_kinds:
             ref, ref_wall = reference(trials, k)
-            mine = df[df["pipeline"] == f"{short[k]}-lr"].set_index("site")["score"]
+            mine = df[df["pipeline"] == f"conn-{short[k]}-lr"].set_index("site")["score"]
             ref = ref.set_index("site")
             ref["neurodecode"] = mine.reindex(ref.index)
             report.csv(ref.reset_index(), f"reference_{short[k]}")

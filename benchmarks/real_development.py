@@ -46,7 +46,12 @@ def ours(kind):
 
     from neurodecode.preprocessing.connectivity import Connectivity
 
-    return Pipeline([("conn", Connectivity(kind=kind, vectorize=True, discard_diagonal=True)), ("svc", svc())])
+    return Pipeline([("connectivity", Connectivity(kind=kind, vectorize=True, discard_diagonal=True)),
+                     ("classifier", svc())])
+
+
+def label(kind):
+    return {"tangent": "conn-tangent-svm", "correlation": "conn-corr-svm"}[kind]
 
 
 def reference(trials, kind):
@@ -81,12 +86,19 @@ def main(argv=None):
                    f"{len(trials.ch_names)} ROIs; load {time.perf_counter() - t0:.1f} s. Majority-class "
                    f"accuracy {max(y.mean(), 1 - y.mean()):.4f}.")
     kinds = ["tangent"] if args.quick else args.kinds.split(",")
-    pipes = {f"{k}-linearsvc": ours(k) for k in kinds}
+    from neurodecode.pipelines import list_pipelines, make_pipeline
+
+    registered = set(list_pipelines("fmri"))
+    # conn-tangent-svm is registered by the preproc branch (same steps as ours());
+    # correlation + LinearSVC is not, so it is built here.
+    pipes = {label(k): make_pipeline(label(k)) if label(k) in registered else ours(k) for k in kinds}
+    report.section("Pipelines", "\n".join(
+        f"* `{n}`: {'registry' if n in registered else 'built here'}; `{p}`" for n, p in pipes.items()))
     df, wall = rc.run_eval(pipes, trials, rc.cv_split(folds()), args, scoring="accuracy")
     rows = []
     for k in kinds:
-        g = df[df["pipeline"] == f"{k}-linearsvc"]
-        rows.append({"side": "neurodecode (harness)", "kind": k, "n_folds": len(g), "mean": g["score"].mean(),
+        g = df[df["pipeline"] == label(k)]
+        rows.append({"side": f"neurodecode {label(k)} (harness)", "kind": k, "n_folds": len(g), "mean": g["score"].mean(),
                      "sd_ddof1": g["score"].std(ddof=1), "per_fold": ", ".join(f"{s:.4f}" for s in g["score"]),
                      "seconds": g["fit_seconds"].sum() + g["predict_seconds"].sum()})
         if not args.no_reference:

@@ -196,20 +196,26 @@ def test_grid_search_no_leak(monkeypatch):
     X, y = _hard_eeg()
     cv = StratifiedKFold(4, shuffle=True, random_state=0)
     splits = list(cv.split(X, y))
-    seen = []
-    real = mod._mean_riemann
+    seen, refits = [], []
+    real_karcher, real_mean = mod._karcher_tangent, mod._mean_riemann
 
-    def spy(covs, *args, **kwargs):
+    def spy_karcher(covs, *args, **kwargs):
         seen.append(covs.shape[0])
-        return real(covs, *args, **kwargs)
+        return real_karcher(covs, *args, **kwargs)
 
-    monkeypatch.setattr(mod, "_mean_riemann", spy)
-    est = ACMGridSearch(orders=(1, 2), lags=(1, 2), Cs=(1.0,), cv=splits, device="cpu").fit(X, y)
+    def spy_mean(covs, *args, **kwargs):
+        refits.append(covs.shape[0])
+        return real_mean(covs, *args, **kwargs)
+
+    monkeypatch.setattr(mod, "_karcher_tangent", spy_karcher)
+    monkeypatch.setattr(mod, "_mean_riemann", spy_mean)
+    ACMGridSearch(orders=(1, 2), lags=(1, 2), Cs=(1.0,), cv=splits, device="cpu").fit(X, y)
     # 2 orders x 2 lags x 4 folds inner references, each on the fold's train rows, then the refit
     train_sizes = [len(tr) for tr, _ in splits]
-    assert seen[:-1] == train_sizes * 4 and seen[-1] == len(X)
+    assert seen == train_sizes * 4 and refits == [len(X)]
+    monkeypatch.setattr(mod, "_karcher_tangent", real_karcher)
+    monkeypatch.setattr(mod, "_mean_riemann", real_mean)
     # outer level: the selected model does not depend on rows it was not trained on
-    monkeypatch.setattr(mod, "_mean_riemann", real)
     train, test = splits[0]
     a = ACMGridSearch(orders=(1, 2), lags=(1, 2), Cs=(1.0,), cv=3, device="cpu").fit(X[train], y[train])
     X_alt = X.copy()
@@ -238,6 +244,8 @@ def test_grid_search_errors_are_named():
     X, y = _hard_eeg(n_times=30)
     with pytest.raises(ValueError, match="classifier"):
         ACMGridSearch(classifier="rf", **SMALL).fit(X, y)
+    with pytest.raises(ValueError, match="inner_reference"):
+        ACMGridSearch(inner_reference="euclid", **SMALL).fit(X, y)
     with pytest.raises(ValueError, match="C must be > 0"):
         ACMGridSearch(orders=(1,), lags=(1,), Cs=(0.0,), device="cpu").fit(X, y)
     with pytest.raises(ValueError, match="no \\(order, lag\\)"):

@@ -153,3 +153,31 @@ _AUG_EXPECTED = {"check_fit2d_predict1d": "a 1-D row becomes one 2-D epoch, whic
                          expected_failed_checks=lambda est: _AUG_EXPECTED if isinstance(est, SeriesAdapter) else {})
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_whole_moabb_grid_embedding_parity(rng):
+    # the benchmark's full order 1-10 x lag 1-10 grid: same embedded signal as MOABB
+    from moabb.pipelines.features import AugmentedDataset
+
+    X = _signals(rng, n=2, c=2, t=130)
+    for order in range(1, 11):
+        for lag in range(1, 11):
+            ref = AugmentedDataset(order=order, lag=lag).fit(X, None).transform(X)
+            np.testing.assert_array_equal(time_delay_embedding(X, order, lag), ref)
+
+
+def test_whole_grid_fast_path_equals_naive(rng):
+    X = _signals(rng, n=3, c=3, t=140, offset=-2.0)
+    grid = augmented_covariance_grid(X, range(1, 11), range(1, 11))
+    assert len(grid) == 100
+    for (order, lag), covs in grid.items():
+        _assert_close(covs, augmented_covariances_naive(X, order, lag))
+
+
+def test_auto_order_lag_transform_equals_naive(rng):
+    X = _signals(rng, n=4, c=3, t=400)
+    est = AugmentedCovariances(order="auto", lag="auto", max_order=4, max_lag=6).fit(X)
+    assert 1 <= est.order_ <= 4 and 1 <= est.lag_ <= 6
+    _assert_close(est.transform(X), augmented_covariances_naive(X, est.order_, est.lag_))
+    assert clone(est).get_params() == est.get_params()
+    assert not hasattr(clone(est), "order_")

@@ -381,7 +381,8 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
     fold_options = {"error_score": error_score, "check_leakage": check_leakage}
 
     records = []
-    for ds_name, t in _datasets(trials, datasets_name):
+    datasets = _datasets(trials, datasets_name)
+    for ds_i, (ds_name, t) in enumerate(datasets):
         if t.y is None:
             raise ValueError(f"dataset {ds_name!r} has no labels (trials.y is None)")
         if t.is_lazy and backend != "sequential":
@@ -441,7 +442,8 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
                 todo.append((task_id, args))
 
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), disable=not progress,
-                   desc=f"{ds_name} · {len(pipes)} pipeline(s) · {len(folds)} folds", leave=False)
+                   desc=(f"[{ds_i + 1}/{len(datasets)}] " if len(datasets) > 1 else "")
+                   + f"{ds_name} · {len(pipes)} pipeline(s) × {len(folds)} folds", leave=False)
         shared = (t.X, y, meta, scorers)
         try:
             for task_id, result in run_tasks(

@@ -250,6 +250,9 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
         Second reset-tuning stage over all parameters (0: off).
     align_column : str or None
     align_weight : float
+        Weight of the anchor losses (latent and shared-space MSE) in reset-tuning.
+    ridge_alpha : float
+        Penalty of the closed-form (ridge) initialisation of a new adapter from the anchors.
     device, random_state
 
     Examples
@@ -267,8 +270,8 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
                  cycle_weight=0.0, generic=False, checkpoint=None, few_shot_max_trials=100,
                  max_epochs=60, lr=1e-3, batch_size=32, patience=10, val_fraction=0.2,
                  weight_decay=1e-4, finetune_epochs=100, finetune_lr=3e-3, full_epochs=0,
-                 full_lr_factor=0.1, align_column="stimulus", align_weight=1.0, device="auto",
-                 random_state=0):
+                 full_lr_factor=0.1, align_column="stimulus", align_weight=1.0, ridge_alpha=1.0,
+                 device="auto", random_state=0):
         self.shared_dim = shared_dim
         self.hidden_dim = hidden_dim
         self.latent_dim = latent_dim
@@ -290,6 +293,7 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
         self.full_lr_factor = full_lr_factor
         self.align_column = align_column
         self.align_weight = align_weight
+        self.ridge_alpha = ridge_alpha
         self.device = device
         self.random_state = random_state
 
@@ -314,15 +318,22 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
         return ((x - mu) / sd).astype(np.float32)
 
     def _anchors(self, model, data, meta):
-        """Mean latent per ``align_column`` value over the shared-model subjects."""
+        """Per ``align_column`` value, the mean latent and pre-norm shared activation of the shared-model subjects.
+
+        Columns ``z0…`` (latent) then ``u0…`` (adapter layer output before LayerNorm).
+        """
         if self.align_column is None or meta is None or self.align_column not in meta.columns:
             return None
         model.eval()
         frames = []
         with torch.no_grad():
             for s, (idx, x) in data.items():
-                z = model.latent(torch.from_numpy(self._scale(s, x)), s).numpy()
-                frames.append(pd.DataFrame(z, index=meta[self.align_column].to_numpy()[idx]))
+                xs = torch.from_numpy(self._scale(s, x))
+                ad = model._adapter(s)
+                u = ad.linear(ad.pooled(xs))
+                z = model.backbone(ad.norm(u))
+                vals = torch.cat([z, u], dim=1).numpy()
+                frames.append(pd.DataFrame(vals, index=meta[self.align_column].to_numpy()[idx]))
         return pd.concat(frames).groupby(level=0).mean()
 
     # ------------------------------------------------------------ API
@@ -379,13 +390,16 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
                 keys = meta[self.align_column].to_numpy()[idx]
                 known = np.isin(keys, anchors.index)
                 if known.all():
-                    part["latent_target"] = anchors.loc[keys].to_numpy(dtype=np.float32)
+                    vals = anchors.loc[keys].to_numpy(dtype=np.float32)
+                    d = model.config["latent_dim"]
+                    part["latent_target"], part["shared_target"] = vals[:, :d], vals[:, d:]
                     part["align_weight"] = float(self.align_weight)
             cfg = self._trainer_config(max_epochs=self.finetune_epochs, lr=self.finetune_lr,
                                        val_fraction=0.0)
             self.reset_results_[s] = reset_tune(model, part, s, x.shape[1], trainer_config=cfg,
                                                 full_epochs=self.full_epochs,
-                                                full_lr_factor=self.full_lr_factor)
+                                                full_lr_factor=self.full_lr_factor,
+                                                ridge_alpha=self.ridge_alpha)
         self.anchors_ = anchors
         self.model_ = model.to("cpu").eval()
         return self

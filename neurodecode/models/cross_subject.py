@@ -209,7 +209,8 @@ class CrossSubjectDecoder(nn.Module):
             # stimulus-matched anchors from the pretraining subjects (reset-tuning)
             loss = loss + batch.get("align_weight", 1.0) * F.mse_loss(z, batch["latent_target"].to(z.dtype))
         if "shared_target" in batch:
-            loss = loss + batch.get("align_weight", 1.0) * F.mse_loss(h, batch["shared_target"].to(h.dtype))
+            u = adapter.linear(p)  # pre-normalisation activation, as in the anchors
+            loss = loss + batch.get("align_weight", 1.0) * F.mse_loss(u, batch["shared_target"].to(u.dtype))
         if GENERIC in self.adapters and batch.get("train_generic", True):
             loss = loss + self._task_loss(self.backbone(self.adapters[GENERIC](x)), batch)
         if self.cycle_weight > 0 and subject_key(subject) in self.decoders:
@@ -227,8 +228,30 @@ class CrossSubjectDecoder(nn.Module):
         return loss
 
 
+def ridge_init_adapter(model, subject, x, target, alpha=1.0):
+    """Initialise ``subject``'s adapter layer by ridge regression of ``target`` on its pooled ``x``.
+
+    ``target`` holds, per trial, the pre-normalisation shared-space activation
+    that the pretraining subjects had on average for the same stimulus; the
+    closed-form solution puts the new subject straight into the shared space
+    before gradient tuning.
+    """
+    adapter = model.adapters[subject_key(subject)]
+    with torch.no_grad():
+        x = torch.as_tensor(np.array(x), dtype=torch.float64)
+        t = torch.as_tensor(np.array(target), dtype=torch.float64)
+        p = adapter.pool(x[:, None, :].float())[:, 0, :].double()
+        pm, tm = p.mean(0), t.mean(0)
+        pc, tc = p - pm, t - tm
+        gram = pc.T @ pc + alpha * len(p) * torch.eye(p.shape[1], dtype=torch.float64)
+        W = torch.linalg.solve(gram, pc.T @ tc)  # (shared, shared)
+        dev = adapter.linear.weight.device
+        adapter.linear.weight.copy_(W.T.float().to(dev))
+        adapter.linear.bias.copy_((tm - pm @ W).float().to(dev))
+
+
 def reset_tune(model, parts, subject, dim, *, trainer_config=None, full_epochs=0,
-               full_lr_factor=0.1, groups=None):
+               full_lr_factor=0.1, groups=None, ridge_alpha=1.0):
     """Adapt ``model`` to a new ``subject``: re-initialise and train its adapter, then optionally all.
 
     Parameters
@@ -249,12 +272,18 @@ def reset_tune(model, parts, subject, dim, *, trainer_config=None, full_epochs=0
     -------
     list of TrainResult
         One per stage.
+    ridge_alpha : float
+        Ridge penalty (times the number of trials) of the closed-form
+        initialisation, used when the part has ``shared_target`` anchors.
     """
     from .trainer import Trainer, TrainerConfig
 
     cfg = trainer_config or TrainerConfig()
     cfg = TrainerConfig(**cfg) if isinstance(cfg, dict) else cfg
     model.add_subject(subject, dim)
+    first = parts[0] if isinstance(parts, list) else parts
+    if "shared_target" in first:
+        ridge_init_adapter(model, subject, first["x"], first["shared_target"], alpha=ridge_alpha)
     frozen = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
         for p in model.parameters():
