@@ -120,6 +120,24 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+def test_series_adapter_reaches_the_real_estimator():
+    """The adapter must not validate in place of Connectivity: its errors and numbers are Connectivity's."""
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((6, 4))
+    ad = SeriesAdapter(Connectivity(kind="tangent")).fit(table)
+    series = ad._series(table)
+    assert series.shape == (6, 3, 4 + 12)
+    np.testing.assert_array_equal(series[:, 1, :4], np.roll(table, -1, axis=1))  # row values copied verbatim
+    np.testing.assert_allclose(ad.transform(table), Connectivity(kind="tangent").fit(series).transform(series))
+    table[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^X contains NaN or inf$"):  # as_series_list's own message
+        ad.transform(table)
+    obj = table.astype(object)
+    obj[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="float\\(\\) argument"):  # raised by Connectivity's float64 conversion
+        SeriesAdapter(Connectivity()).fit(obj)
+
+
 # The parameter checks above see the adapter's own parameters; run them on the
 # bare estimator too (they never call fit, so no 2-D table reaches it).
 @pytest.mark.parametrize("check", PARAM_CHECKS, ids=lambda c: c.__name__)
