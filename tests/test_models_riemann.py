@@ -448,3 +448,16 @@ def test_recentering_helps_leave_subject_out_in_the_harness():
     # without alignment the class means of the other subjects sit at the wrong scale
     assert mean["recentered"] > mean["plain"] + 0.2, mean
     assert mean["recentered"] > 0.8, mean
+
+
+def test_benchmark_script_runs_small(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "riemann.py"
+    spec = importlib.util.spec_from_file_location("bench_riemann", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--n-trials", "40", "--n-channels", "6", "--n-times", "160", "--runs", "1"])
+    out = capsys.readouterr().out
+    assert "| total |" in out and "MDM predictions equal: True" in out
