@@ -137,7 +137,7 @@ def development(out):
     res.to_csv(out, index=False)
 
 
-def abide_shared(kind, out, folds_done=None):
+def abide_shared(kind, out, reverse=False):
     """Same steps as the registered ``conn-<kind>-lr`` / ``-confound-lr`` / ``-combat-lr`` pipelines, leave-site-out,
     with the per-scan Ledoit-Wolf covariances computed once (they depend on one scan each, so sharing
     them across folds changes no number) and one connectivity fit per fold shared by the three heads.
@@ -167,7 +167,7 @@ def abide_shared(kind, out, folds_done=None):
         heads[f"conn-{short}-{suffix}"] = steps
     rows = []
     site = meta["site"].to_numpy()
-    for s in sorted(set(site)):
+    for s in sorted(set(site), reverse=reverse):
         test, train = np.flatnonzero(site == s), np.flatnonzero(site != s)
         f0 = time.time()
         if kind == "correlation":
@@ -204,6 +204,8 @@ def main(argv=None):
     ap.add_argument("part", choices=["abide-corr", "abide-tangent", "abide-corr-shared", "abide-tangent-shared",
                                      "site-variance", "development"])
     ap.add_argument("--out-dir", default="benchmarks/results")
+    ap.add_argument("--reverse", action="store_true",
+                    help="shared parts: run the held-out sites in reverse order (a second process from the end)")
     ap.add_argument("--store", default=None, help="SQLite results store (default: <out-dir>/preproc.sqlite)")
     args = ap.parse_args(argv)
     out_dir = Path(args.out_dir)
@@ -217,7 +219,8 @@ def main(argv=None):
     elif args.part == "abide-corr-shared":
         abide_shared("correlation", out_dir / "abide_corr_shared.csv")
     elif args.part == "abide-tangent-shared":
-        abide_shared("tangent", out_dir / "abide_tangent_shared.csv")
+        abide_shared("tangent", out_dir / ("abide_tangent_shared" + ("_rev" if args.reverse else "") + ".csv"),
+                     reverse=args.reverse)
     elif args.part == "site-variance":
         site_variance(out_dir / "abide_site_variance.csv")
     else:

@@ -63,6 +63,9 @@ def base_parser(description: str, store_name: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(RESULTS), help="folder for the CSV/Markdown outputs")
     p.add_argument("--tag", default=None, help="suffix of the output file names (default: full or quick)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="compute nothing: report the folds already in the store (a run stopped before "
+                        "the end is reported as the subset of folds it finished)")
     return p
 
 
@@ -235,6 +238,25 @@ def prime_pickle(pipelines) -> None:
 def run_eval(pipelines, trials, split, args, **kwargs):
     """`evaluate` with the script's store/progress options; returns (df, wall seconds)."""
     from neurodecode.evaluation import evaluate
+    from neurodecode.evaluation.splits import get_split
+
+    if getattr(args, "report_only", False):
+        from neurodecode.evaluation.store import ResultStore
+
+        name = kwargs.get("datasets_name") or trials.name
+        split_name = get_split(split).name
+        stored = ResultStore(args.store).to_frame()
+        if stored.empty:
+            return stored, float("nan")
+        df = stored[(stored["dataset"] == name) & stored["pipeline"].isin(list(pipelines))
+                    & (stored["split"] == split_name)]
+        if "scoring" in kwargs and kwargs["scoring"]:
+            df = df[df["scoring"] == kwargs["scoring"]]
+        df = df.drop_duplicates(["pipeline", "fold"], keep="last")
+        order = {p: i for i, p in enumerate(pipelines)}
+        df = df.sort_values(["pipeline", "fold_index"], key=lambda c: c.map(order) if c.name == "pipeline" else c)
+        print(f"[report-only] folds in the store: {df.groupby('pipeline')['fold'].nunique().to_dict()}")
+        return df.reset_index(drop=True), float("nan")
 
     prime_pickle(pipelines)
     t0 = time.perf_counter()

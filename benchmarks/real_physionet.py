@@ -110,8 +110,8 @@ def main(argv=None):
         if split == "leave-subject-out" and args.loso_pipelines:
             names = args.loso_pipelines.split(",")
         pipes, missing = rc.resolve_pipelines(names)
-        if split == "within-session":
-            pipes["csp-lda"] = csp_lda()
+        if split == "within-session":  # first: the MOABB comparison needs it
+            pipes = {"csp-lda": csp_lda(), **pipes}
         if missing:
             report.section(f"{split}: skipped", f"not registered in this checkout: {', '.join(missing)}")
         df, wall = rc.run_eval(pipes, trials, split, args, random_state=MOABB_SEED)

@@ -20,6 +20,7 @@ from neurodecode.preprocessing.confounds import (
     variance_explained,
 )
 from neurodecode.trials import Trials
+from tests.sklearn_series_adapter import PARAM_CHECKS, SeriesAdapter
 
 MOTION = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 
@@ -302,25 +303,20 @@ def test_variance_explained():
     assert variance_explained(rng.standard_normal((1000, 5)), rng.integers(0, 2, 1000)) < 0.01
 
 
-# SignalCleaner reads ROI series (3-D / ragged) like Connectivity: these checks fit a
-# 2-D table first and fail on the shape error, not on their property (the same
-# properties are tested on scans for Connectivity, whose input validation it shares).
-_SC = "fits a 2-D table first; SignalCleaner reads (n_runs, n_rois, n_times) or ragged lists by design"
-_EXPECTED = {"SignalCleaner": {c: _SC for c in [
-    "check_dict_unchanged", "check_dont_overwrite_parameters", "check_dtype_object", "check_estimators_dtypes",
-    "check_estimators_fit_returns_self", "check_estimators_nan_inf", "check_estimators_overwrite_params",
-    "check_estimators_pickle", "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
-    "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent", "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_n_features_in",
-    "check_n_features_in_after_fitting", "check_pipeline_consistency", "check_positive_only_tag_during_fit",
-    "check_readonly_memmap_input", "check_transformer_data_not_an_array", "check_transformer_general"]}}
-
-
 # ComBatHarmonizer without meta treats all rows as one site, so it takes every generic check.
-@parametrize_with_checks([ComBatHarmonizer(), SignalCleaner(strategy=None)],
-                         expected_failed_checks=lambda est: _EXPECTED.get(type(est).__name__, {}))
+# SignalCleaner reads ROI series (3-D / ragged) and rejects 2-D tables by design: its
+# checks run through `SeriesAdapter` (tests/sklearn_series_adapter.py), which maps each
+# table row to one run verbatim and calls the real SignalCleaner (no xfail).
+@parametrize_with_checks([ComBatHarmonizer(), SeriesAdapter(SignalCleaner()), SeriesAdapter(SignalCleaner(strategy=None))])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# The parameter checks above see the adapter's own parameters; run them on the bare
+# SignalCleaner too (they never call fit, so no 2-D table reaches it).
+@pytest.mark.parametrize("check", PARAM_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_param_checks_on_bare_signal_cleaner(check):
+    check("SignalCleaner", SignalCleaner(tr=2.0, high_pass=0.01))
 
 
 def test_confound_regressor_clone_and_params():

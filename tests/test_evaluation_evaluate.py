@@ -247,3 +247,23 @@ def test_default_scoring_follows_the_labels(sim):
     df = evaluate(logvar_lr(), three, progress=False)
     assert df["scoring"].iloc[0] == "balanced_accuracy"
     assert df["n_test_pos"].isna().all()
+
+
+def test_fmri_ragged_scans_leave_site_out_with_store(tmp_path):
+    """Ragged ROI series (a list of scans) through leave-site-out, connectivity fitted per fold."""
+    from neurodecode.preprocessing.connectivity import Connectivity
+    from neurodecode.simulation import simulate_fmri
+
+    t = simulate_fmri(n_subjects=36, n_rois=8, n_times=(60, 90), n_sites=3, effect_size=2.0,
+                      n_planted=3, n_site_edges=2, random_state=0)
+    assert t.is_ragged
+    pipe = make_pipeline(Connectivity(kind="correlation"), LogisticRegression())
+    df = evaluate({"corr-lr": pipe}, t, split="leave-site-out", scoring="accuracy", progress=False,
+                  store=tmp_path / "r.sqlite")
+    assert list(df["site"]) == ["site1", "site2", "site3"]
+    assert (df["n_train"] + df["n_test"] == 36).all()
+    pooled = (df["score"] * df["n_test"]).sum() / 36
+    assert pooled > chance_bound("accuracy", 36, n_classes=2)
+    again = evaluate({"corr-lr": pipe}, t, split="leave-site-out", scoring="accuracy", progress=False,
+                     store=tmp_path / "r.sqlite")
+    pd.testing.assert_frame_equal(again, df)

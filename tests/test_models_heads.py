@@ -270,6 +270,9 @@ def test_reset_tuning_beats_per_subject_model_on_shared_latent(tmp_path, nsd):
     Pretraining on four subjects learns the shared latent → category mapping;
     reset-tuning only the new subject's adapter with n ≤ 20 trials per class
     must beat the same architecture trained from scratch on those trials.
+    The margin is small and depends on the target subject (see
+    benchmarks/heads_fewshot_nsd.py: with subj04 as target there is no gain);
+    this test pins one seeded set-up (target subj05) as a regression guard.
     """
     from neurodecode.models.adapter import CrossSubjectClassifier
     from neurodecode.models.foundation import finetune, pretrain
@@ -293,3 +296,20 @@ def test_reset_tuning_beats_per_subject_model_on_shared_latent(tmp_path, nsd):
     # measured here: +1.8, +4.2, +3.6 points (n = 5, 10, 20 per class)
     assert np.mean(gains) > 0.015, gains
     assert min(gains) > 0.0, gains
+
+
+def test_heads_run_in_the_harness_with_meta_routing():
+    from neurodecode.evaluation.evaluate import evaluate
+    from neurodecode.simulation import simulate_eeg
+
+    t = simulate_eeg(n_subjects=2, n_trials=24, n_channels=4, n_times=32, random_state=0)
+    small = {**SMALL, "cross-subject": {**SMALL["cross-subject"], "generic": True}}
+    pipes = {h: make_pipeline(h, **small[h]) for h in HEADS}
+    for h in ("mae-probe", "mae-finetune"):
+        pipes[h].set_params(patch_size=8)
+    df = evaluate(pipes, t, split="few-shot", split_params={"n_shots": (0, 5)}, progress=False)
+    assert len(df) == len(HEADS) * 2 * 2  # heads x subjects x shots
+    assert df["score"].between(0, 1).all()
+    # binary decision_function is 1-D, as scikit-learn scorers expect
+    est = make_pipeline("cross-subject", **SMALL["cross-subject"]).fit(t.X, t.y, meta=t.meta)
+    assert est.decision_function(t.X, meta=t.meta).shape == (t.n_trials,)

@@ -350,8 +350,9 @@ def test_parity_on_physionet(physionet):
         scale = np.abs(Cp).max()
         np.testing.assert_allclose(C / scale, Cp / scale, atol=ATOL, rtol=0)
         n_train = 16
-        _assert_ts_parity(Cp, y, "riemann", n_train)
-        _assert_mdm_parity(Cp, y, "riemann", n_train)
+        for metric in ("riemann", "logeuclid"):
+            _assert_ts_parity(Cp, y, metric, n_train)
+            _assert_mdm_parity(Cp, y, metric, n_train)
         # FGDA's shrinkage LDA solves a dense n_ts x n_ts system (2080 for 64 channels,
         # tens of seconds for both libraries): check it on 16 of the channels.
         _assert_fgmdm_parity(Cp[:, :16, :16], y, n_train)
@@ -373,6 +374,19 @@ def test_parity_on_dog1():
     Cp = PCovariances("oas").fit_transform(X)
     scale = np.abs(Cp).max()
     np.testing.assert_allclose(C / scale, Cp / scale, atol=ATOL, rtol=0)
+    from pyriemann.geometry.distance import distance as pdistance
+    # pyRiemann 0.12's mean_covariance ignores metric= and sample_weight= (it calls
+    # gmean(X, metric="riemann", sample_weight=None)); gmean is the reference.
+    from pyriemann.geometry.mean import gmean as pmean
+
+    from neurodecode.riemann import distance as ndistance
+    from neurodecode.riemann import mean_covariance as nmean
+
+    for metric in METRICS:
+        M = pmean(Cp, metric=metric)
+        np.testing.assert_allclose(nmean(Cp, metric, device="cpu") / scale, M / scale, atol=ATOL, rtol=0)
+        np.testing.assert_allclose(ndistance(Cp, M, metric, device="cpu"), pdistance(Cp, M, metric),
+                                   atol=ATOL * max(1.0, np.abs(pdistance(Cp, M, metric)).max()), rtol=0)
     n_train = len(y) // 2
     for metric in METRICS:
         _assert_ts_parity(Cp, y, metric, n_train)
@@ -448,3 +462,16 @@ def test_recentering_helps_leave_subject_out_in_the_harness():
     # without alignment the class means of the other subjects sit at the wrong scale
     assert mean["recentered"] > mean["plain"] + 0.2, mean
     assert mean["recentered"] > 0.8, mean
+
+
+def test_benchmark_script_runs_small(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "riemann.py"
+    spec = importlib.util.spec_from_file_location("bench_riemann", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--n-trials", "40", "--n-channels", "6", "--n-times", "160", "--runs", "1"])
+    out = capsys.readouterr().out
+    assert "| total |" in out and "MDM predictions equal: True" in out

@@ -1,4 +1,4 @@
-"""Two plain baselines the harness registers itself, so it always has something to run.
+"""Plain baselines the harness registers itself, so it always has something to run.
 
 * ``logvar-lr`` – log-variance of each channel, standardised, logistic
   regression: the classic band-power decoder, pure scikit-learn.
@@ -7,6 +7,9 @@
   metadata routing): the simplest cross-subject re-centering. It uses the
   held-out subject's own unlabelled trials for its mean and scale, as
   Riemannian re-centering does, never labels.
+* ``csp-lda`` – MOABB's reference ``make_pipeline(mne.decoding.CSP(n_components=8),
+  LinearDiscriminantAnalysis())``, the pipeline its published within-session
+  numbers use (see ``shared/datasets/mne_data/SOURCE.md``).
 
 They are the fallback of ``neurodecode benchmark`` when the Riemannian
 pipelines (``cov-ts-lr``, ``recentered-cov-ts-lr``) are not installed, and a
@@ -30,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-__all__ = ["SubjectStandardScaler", "logvar_lr", "subject_logvar_lr"]
+__all__ = ["SubjectStandardScaler", "logvar_lr", "subject_logvar_lr", "csp_lda"]
 
 
 def _log_variance(X):
@@ -117,6 +120,14 @@ def subject_logvar_lr(C: float = 1.0):
     return make_pipeline(FunctionTransformer(_log_variance), SubjectStandardScaler(), LogisticRegression(C=C))
 
 
+def csp_lda(n_components: int = 8):
+    """MNE's CSP (``n_components`` filters, log-power features) → LDA, as in MOABB."""
+    from mne.decoding import CSP
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    return make_pipeline(CSP(n_components=n_components), LinearDiscriminantAnalysis())
+
+
 def _register():
     from ..pipelines import register_pipeline
 
@@ -124,6 +135,7 @@ def _register():
         ("logvar-lr", logvar_lr, "log-variance per channel + standardise + logistic regression (baseline)"),
         ("subject-logvar-lr", subject_logvar_lr,
          "log-variance per channel z-scored within each subject (meta) + logistic regression (baseline)"),
+        ("csp-lda", csp_lda, "MNE CSP (8 components) + LDA, MOABB's reference CSP+LDA (baseline)"),
     ):
         try:
             register_pipeline(name, factory, text, modality=("eeg", "ieeg"), tags=("baseline",))

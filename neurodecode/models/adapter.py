@@ -404,8 +404,13 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
         self.model_ = model.to("cpu").eval()
         return self
 
-    @torch.no_grad()
     def decision_function(self, X, meta=None):
+        """Scores as in scikit-learn: ``(n,)`` logit difference for two classes, else ``(n, n_classes)`` logits."""
+        logits = self._logits(X, meta)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
+    @torch.no_grad()
+    def _logits(self, X, meta=None):
         """Logits ``(n, n_classes)`` (each trial through its subject's adapter)."""
         check_is_fitted(self, "model_")
         rows = _as_rows(X)
@@ -420,12 +425,12 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
         return out
 
     def predict_proba(self, X, meta=None):
-        """Softmax of `decision_function`."""
-        return torch.softmax(torch.from_numpy(self.decision_function(X, meta)), dim=1).numpy()
+        """Class probabilities ``(n, n_classes)`` (softmax of the logits)."""
+        return torch.softmax(torch.from_numpy(self._logits(X, meta)), dim=1).numpy()
 
     def predict(self, X, meta=None):
         """Most probable class label per trial."""
-        return self.classes_[self.decision_function(X, meta).argmax(axis=1)]
+        return self.classes_[self._logits(X, meta).argmax(axis=1)]
 
     def save(self, directory, **card):
         """Write the fitted model as a checkpoint (scalers, classes, anchors in its config)."""
