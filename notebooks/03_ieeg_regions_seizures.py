@@ -17,7 +17,8 @@
 # Two parts, on the local real data (nothing is downloaded):
 #
 # 1. **Electrodes** of the MNE misc ECoG grid and sEEG shafts (`mne-ecog`,
-#    `mne-seeg`): where the contacts are and how they group.
+#    `mne-seeg`): where the contacts are, and **region tokens** at three
+#    scales (contact, parcel, lobe).
 # 2. **Seizure decoding** on the Kaggle 2014 Dog_1 clips (`dog1-seizure`):
 #    596 one-second clips, 16 channels, ictal vs interictal, scored with folds
 #    that keep every seizure (and every interictal run) on one side.
@@ -79,6 +80,38 @@ for k, (t, title) in enumerate(((ecog, "ECoG (head frame)"), (seeg, "sEEG (MNI)"
     ax.set_title(f"{title}: {groups.nunique()} groups")
     ax.set_xlabel("x (mm)"), ax.set_ylabel("y (mm)"), ax.set_zlabel("z (mm)")
     ax.legend(fontsize=7, ncol=2, loc="upper left")
+plt.show()
+
+# %% [markdown]
+# ### Region tokens at three scales
+#
+# `neurodecode.preprocessing.tokens.tokenize` averages channels into tokens:
+# one per **channel**, per **parcel** (k-means clusters of contacts inside
+# each lobe, about 8 contacts each) or per **lobe** × hemisphere (coarse MNI
+# coordinate rules; no atlas is downloaded). Channel → parcel → lobe is a
+# hierarchy: every parcel lies in one lobe. The lobe rules are MNI rules, so
+# they apply to the sEEG recording (MNI coordinates), not to the ECoG grid
+# (its subject's head frame).
+
+# %%
+from neurodecode.preprocessing.tokens import tokenize
+
+scales = {scale: tokenize(seeg, scale) for scale in ("channel", "parcel", "lobe")}
+for scale, tok in scales.items():
+    print(f"{scale:>8}: {tok.n_tokens:3d} tokens, X {tok.X.shape}, sizes {sorted(tok.counts().values(), reverse=True)[:8]}")
+
+fig = plt.figure(figsize=(15, 4.5))
+pos = seeg.positions * 1000
+for k, scale in enumerate(("channel", "parcel", "lobe")):
+    tok = scales[scale]
+    ax = fig.add_subplot(1, 3, k + 1, projection="3d")
+    member_of = {ch: i for i, group in enumerate(tok.groups) for ch in group}
+    colour = np.array([member_of.get(ch, -1) for ch in seeg.ch_names])
+    ax.scatter(*pos.T, c=colour, cmap="tab20", s=18)
+    if tok.token_positions is not None and scale != "channel":
+        ax.scatter(*(tok.token_positions * 1000).T, marker="*", s=150, c="k")
+    ax.set_title(f"sEEG by {scale}: {tok.n_tokens} tokens")
+    ax.set_xlabel("x (mm)"), ax.set_ylabel("y (mm)"), ax.set_zlabel("z (mm)")
 plt.show()
 
 # %% [markdown]
