@@ -165,8 +165,8 @@ class SeizureGroupKFold(Split):
 
 
 # %%
-from pyriemann.classification import MDM
-from pyriemann.tangentspace import TangentSpace
+from neurodecode.models.mdm import MDM
+from neurodecode.models.tangent import TangentSpace
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
