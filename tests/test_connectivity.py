@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from neurodecode.preprocessing.connectivity import Connectivity, sym_matrix_to_vec
 from neurodecode.simulation import simulate_fmri
 from tests.conftest import require_dataset
+from tests.sklearn_series_adapter import PARAM_CHECKS, SeriesAdapter
 
 KINDS = ["correlation", "partial correlation", "covariance", "tangent", "precision"]
 
@@ -110,44 +111,38 @@ def test_clone_and_params():
 
 
 # Connectivity reads (n_scans, n_rois, n_times) or ragged lists and rejects 2-D
-# tables by design (a 2-D array is ambiguous: one scan (n_rois, n_times) or a
-# table). The generic checks below feed 2-D tables to fit() before testing their
-# property, so they fail on our shape error, never on the property itself.
-# Each property is tested on 3-D input in `test_sklearn_properties_on_scans`
-# (named after the check in the comment). The content checks that do not need
-# a successful fit (sparse, complex, empty input, preserved dtypes) run for real.
-_TWO_D = "fits a 2-D table first; 2-D input is rejected by design; property tested on scans in "
-_EXPECTED_FAILED = {
-    "check_fit_score_takes_y": _TWO_D + "fit_y_ignored",
-    "check_estimators_overwrite_params": _TWO_D + "params_unchanged",
-    "check_dont_overwrite_parameters": _TWO_D + "params_unchanged",
-    "check_estimators_fit_returns_self": _TWO_D + "fit_returns_self",
-    "check_readonly_memmap_input": _TWO_D + "readonly_memmap",
-    "check_n_features_in_after_fitting": _TWO_D + "n_rois_and_shape_error",
-    "check_n_features_in": _TWO_D + "n_rois_and_shape_error",
-    "check_positive_only_tag_during_fit": _TWO_D + "dtypes (negative values are ordinary signal)",
-    "check_estimators_dtypes": _TWO_D + "dtypes",
-    "check_dtype_object": _TWO_D + "dtypes",
-    "check_pipeline_consistency": _TWO_D + "fit_idempotent",
-    "check_estimators_nan_inf": _TWO_D + "nan_inf (its transform half needs a fitted 2-D model)",
-    "check_estimators_pickle": _TWO_D + "pickle",
-    "check_f_contiguous_array_estimator": _TWO_D + "f_contiguous",
-    "check_transformer_data_not_an_array": _TWO_D + "list_input",
-    "check_transformer_general": _TWO_D + "fit_transform_equals_transform",
-    "check_methods_sample_order_invariance": _TWO_D + "sample_order",
-    "check_methods_subset_invariance": _TWO_D + "subset",
-    "check_fit2d_1sample": _TWO_D + "one_scan (one scan is valid input)",
-    "check_fit2d_1feature": _TWO_D + "n_rois_and_shape_error",
-    "check_dict_unchanged": _TWO_D + "dict_unchanged",
-    "check_fit_idempotent": _TWO_D + "fit_idempotent",
-    "check_fit_check_is_fitted": _TWO_D + "check_is_fitted",
-    "check_fit2d_predict1d": _TWO_D + "n_rois_and_shape_error",
-}
-
-
-@parametrize_with_checks([Connectivity()], expected_failed_checks=lambda est: _EXPECTED_FAILED)
+# tables by design (a 2-D array is ambiguous: one scan or a table). The generic
+# checks run through `SeriesAdapter` (tests/sklearn_series_adapter.py), which maps
+# each table row to one scan verbatim and calls the real Connectivity, so every
+# check exercises its fit/transform, validation, cloning and pickling (no xfail).
+@parametrize_with_checks([SeriesAdapter(Connectivity()), SeriesAdapter(Connectivity(kind="tangent"))])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_series_adapter_reaches_the_real_estimator():
+    """The adapter must not validate in place of Connectivity: its errors and numbers are Connectivity's."""
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((6, 4))
+    ad = SeriesAdapter(Connectivity(kind="tangent")).fit(table)
+    series = ad._series(table)
+    assert series.shape == (6, 3, 4 + 12)
+    np.testing.assert_array_equal(series[:, 1, :4], np.roll(table, -1, axis=1))  # row values copied verbatim
+    np.testing.assert_allclose(ad.transform(table), Connectivity(kind="tangent").fit(series).transform(series))
+    table[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^X contains NaN or inf$"):  # as_series_list's own message
+        ad.transform(table)
+    obj = table.astype(object)
+    obj[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="float\\(\\) argument"):  # raised by Connectivity's float64 conversion
+        SeriesAdapter(Connectivity()).fit(obj)
+
+
+# The parameter checks above see the adapter's own parameters; run them on the
+# bare estimator too (they never call fit, so no 2-D table reaches it).
+@pytest.mark.parametrize("check", PARAM_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_param_checks_on_bare_estimator(check):
+    check("Connectivity", Connectivity(kind="tangent", discard_diagonal=True))
 
 
 _PROPERTIES = ["fit_y_ignored", "params_unchanged", "fit_returns_self", "readonly_memmap", "n_rois_and_shape_error",
@@ -252,3 +247,42 @@ def test_fit_returns_self_and_pickles():
     assert c.fit(t.X) is c
     c2 = pickle.loads(pickle.dumps(c))
     np.testing.assert_array_equal(c.transform(t.X), c2.transform(t.X))
+
+
+# ------------------------------------------------------------------ registered pipelines
+CONN_PIPELINES = ["conn-corr-lr", "conn-partial-lr", "conn-tangent-lr", "conn-tangent-svm",
+                  "conn-corr-confound-lr", "conn-tangent-confound-lr", "conn-corr-combat-lr",
+                  "conn-tangent-combat-lr"]
+
+
+def test_connectivity_pipelines_registered_and_routed():
+    from neurodecode.evaluation.evaluate import _meta_consumers
+    from neurodecode.pipelines import get_pipeline_info, list_pipelines, make_pipeline
+
+    assert set(CONN_PIPELINES) <= set(list_pipelines("fmri"))
+    for name in CONN_PIPELINES:
+        info = get_pipeline_info(name)
+        assert info.input_kind == "timeseries" and info.modality == ("fmri",)
+        consumers = _meta_consumers(make_pipeline(name))
+        # Only the confound variants read meta, and in fit *and* in predict (training coefficients at test).
+        if "confound" in name or "combat" in name:
+            assert {"fit", "predict", "decision_function"} <= consumers
+        else:
+            assert consumers == set()
+    pipe = make_pipeline("conn-corr-confound-lr", confounds=("site",), C=0.5)
+    assert pipe.named_steps["confound"].confounds == ("site",) and pipe.named_steps["classifier"].C == 0.5
+
+
+def test_connectivity_pipelines_leave_site_out_on_simulated_sites():
+    from neurodecode.evaluation import evaluate
+
+    t = simulate_fmri(n_subjects=60, n_rois=10, n_times=(60, 80), n_sites=3, effect_size=0.8, random_state=0)
+    rng = np.random.default_rng(0)
+    t.meta["age"] = rng.uniform(8, 40, t.n_trials)
+    t.meta["sex"] = rng.choice(["M", "F"], t.n_trials)
+    t.meta["mean_fd"] = rng.uniform(0.05, 0.3, t.n_trials)
+    df = evaluate(["conn-corr-lr", "conn-corr-confound-lr", "conn-tangent-combat-lr"], t, split="leave-site-out",
+                  scoring="accuracy", progress=False)
+    assert len(df) == 9 and df["score"].between(0, 1).all()
+    # The planted effect is decodable across sites with and without confound removal.
+    assert df.groupby("pipeline")["score"].mean().min() > 0.6

@@ -86,3 +86,37 @@ def test_one_page_per_registered_dataset(site):
         assert page.is_file(), f"no page for dataset {name} ({page})"
         assert name in page.read_text(encoding="utf-8")
         assert name in index
+
+
+def _python_blocks(path):
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+DOC_FILES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
+def test_code_in_docs_matches_the_api(path):
+    """Every Python block parses, and every name it imports exists.
+
+    Running the blocks would need the datasets and minutes of compute (the
+    notebooks do that); this catches the common rot: a renamed module,
+    function or class that the docs still import.
+    """
+    import ast
+    import importlib
+    import importlib.util
+
+    for block in _python_blocks(path):
+        tree = ast.parse(block, filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    importlib.import_module(alias.name)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name) or importlib.util.find_spec(
+                        f"{node.module}.{alias.name}") is not None, \
+                        f"{path.name}: `from {node.module} import {alias.name}` fails"

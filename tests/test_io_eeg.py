@@ -44,6 +44,9 @@ def physionet():
     counter = _ConnectCounter()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", counter)
+        # conftest sets these for MOABB; the loader must not depend on them.
+        mp.delenv("MOABB_DOWNLOAD_PROVIDER", raising=False)
+        mp.delenv("MNE_DATASETS_EEGBCI_PATH", raising=False)
         t0, c0 = time.perf_counter(), time.process_time()
         trials = load_physionet_mi(subjects=range(1, 16), use_cache=True)
         seconds = (time.perf_counter() - t0, time.process_time() - c0)
@@ -148,6 +151,41 @@ def test_missing_runs_raise_dataerror_naming_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MNE_DATA", str(tmp_path))
     with pytest.raises(DataError, match=r"S001R08\.edf.*not available locally"):
         load_physionet_mi(subjects=[1])
+
+
+def test_moabb_offline_refuses_downloads_fast():
+    """A file MOABB would download is a DataError at once; internet sockets are refused."""
+    require_dataset("mne_data", "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf")
+    import os
+
+    from moabb.datasets import PhysionetMI
+
+    from neurodecode.io.moabb_data import NetworkBlockedError, moabb_offline
+
+    before = {k: os.environ.get(k) for k in ("MOABB_DOWNLOAD_PROVIDER", "MNE_DATA")}
+    ds = PhysionetMI(imagined=True, executed=False)
+    t0 = time.perf_counter()
+    with moabb_offline():
+        assert os.environ["MOABB_DOWNLOAD_PROVIDER"] == "upstream"
+        with pytest.raises(DataError, match=r"S001R06\.edf.*not available locally"):
+            ds._load_data(1, runs=[6])  # imagined hands/feet run: not in the shared copy
+        assert ds._load_data(1, runs=[4])[0].endswith("S001R04.edf")
+        with pytest.raises(NetworkBlockedError):
+            socket.create_connection(("192.0.2.1", 443), timeout=5)  # TEST-NET-1, never routed
+    assert time.perf_counter() - t0 < 10
+    assert {k: os.environ.get(k) for k in before} == before  # environment restored
+    assert socket.socket.connect is _ConnectCounter().original  # socket restored
+
+
+def test_registry_loads_physionet(physionet):
+    from neurodecode import get_dataset, load_dataset
+
+    trials, _, _ = physionet
+    info = get_dataset("physionet-mi")
+    assert info.is_available()
+    one = load_dataset("physionet-mi", subjects=[5])
+    assert np.array_equal(one.X, trials.select(subject=5).X)
+    assert trials.meta["subject"].nunique() == info.n_subjects
 
 
 def test_feet_classes_need_runs_that_are_absent():
@@ -327,3 +365,24 @@ def test_missing_and_unknown_files(tmp_path):
     with pytest.raises(DataError) as e:
         read_raw_eeg(empty)
     _assert_names_file(e, empty, "empty")
+
+
+def test_real_physionet_edf_through_mne_reader(tmp_path):
+    """A real EDF+ run through read_raw_eeg/raw_to_epochs_trials, and its CRLF-damaged copy."""
+    root = require_dataset("mne_data", "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf")
+    from neurodecode.io.eeg_raw import raw_to_epochs_trials, read_raw_eeg
+    from neurodecode.io.moabb_data import physionet_mi_files
+
+    path = physionet_mi_files(1, [4], root)[0]
+    raw = read_raw_eeg(path)
+    assert raw.n_times == 20000 and len(raw.ch_names) == 64
+    trials = raw_to_epochs_trials(raw, tmin=0.0, tmax=3.0, subject="1")
+    counts = dict(zip(*np.unique(trials.y, return_counts=True)))
+    assert counts["T0"] == 15 and counts["T1"] + counts["T2"] == 15  # SOURCE.md: every run
+    assert trials.X.shape[1:] == (64, 481)
+    # The corruption SOURCE.md found in a third copy of S001: \n -> \r\n.
+    bad = tmp_path / "S001R04.edf"
+    bad.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(DataError, match=r"line endings were converted") as e:
+        read_raw_eeg(bad)
+    assert str(bad) in str(e.value)

@@ -303,12 +303,13 @@ def raw_to_epochs_trials(
     Examples
     --------
     >>> import mne, numpy as np
+    >>> from neurodecode.io.eeg_raw import raw_to_epochs_trials
     >>> info = mne.create_info(["Fz", "Cz", "Pz"], 100.0, "eeg")
     >>> raw = mne.io.RawArray(np.zeros((3, 1000)), info, verbose="error")
     >>> raw.set_annotations(mne.Annotations([1, 3, 5], 0.5, ["a", "b", "a"]))  # doctest: +ELLIPSIS
     <RawArray ...>
     >>> trials = raw_to_epochs_trials(raw, tmin=0.0, tmax=0.99)
-    >>> trials.X.shape, list(trials.y)
+    >>> trials.X.shape, trials.y.tolist()
     ((3, 3, 100), ['a', 'b', 'a'])
     """
     import mne

@@ -59,13 +59,26 @@ class NetworkBlockedError(ConnectionRefusedError):
     """A network connection was attempted while neurodecode loads data offline."""
 
 
+def _is_loopback(address) -> bool:
+    import ipaddress
+
+    host = address[0] if isinstance(address, tuple) and address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
 def _no_internet():
     """Make ``socket.connect`` to an internet address fail at once (local sockets still work)."""
     original = socket.socket.connect
 
     def connect(self, address, *args, **kwargs):
-        if self.family in _INET:
+        # Loopback stays open: other threads may talk to local services (Ray, a database).
+        if self.family in _INET and not _is_loopback(address):
             raise NetworkBlockedError(
                 f"neurodecode loads data offline and blocked a connection to {address!r}")
         return original(self, address, *args, **kwargs)
@@ -99,7 +112,8 @@ def moabb_offline(mne_data=None, *, block_network: bool = True):
         MNE data folder (default `neurodecode.paths.mne_data_path`: ``MNE_DATA``
         or ``<data root>/mne_data``).
     block_network : bool
-        Also make internet ``socket.connect`` calls fail immediately.
+        Also make ``socket.connect`` to any non-loopback address fail
+        immediately (process-wide while the context is open).
 
     Examples
     --------
@@ -318,7 +332,8 @@ def from_moabb(dataset, paradigm, subjects: Sequence[int] | None = None, *, use_
             t0 = time.perf_counter()
             parts.append(cached_trials(
                 f"moabb-{name}-s{subject}", params, files,
-                lambda s=subject: _load_subject(ds, paradigm, s, name), use_cache=use_cache))
+                lambda s=subject: _load_subject(ds, paradigm, s, name), use_cache=use_cache,
+                compression=None))
             logger.info("%s subject %s: %d trials in %.2f s", name, subject,
                         parts[-1].n_trials, time.perf_counter() - t0)
     return parts[0] if len(parts) == 1 else concatenate_trials(parts)
@@ -396,7 +411,7 @@ def load_physionet_mi(subjects: Iterable[int] = range(1, 16),
               "moabb": version("moabb"), "mne": version("mne")}
     parts = [cached_trials(f"physionet-mi-s{s}", {**params, "subject": s},
                            physionet_mi_files(s, hand_runs, root), lambda s=s: build(s),
-                           use_cache=use_cache)
+                           use_cache=use_cache, compression=None)
              for s in subjects]
     if not parts:
         raise ValueError("subjects is empty")

@@ -217,15 +217,16 @@ class TokenMAE(nn.Module):
         """Boolean ``(n, L)`` mask (True = masked) with exactly ``n_masked`` per row."""
         L = self.n_tokens * self.n_patches
         if self.mask_mode == "random":
-            noise = torch.rand(n, L, device=device)
-        else:  # whole tokens: one noise value per token, shared by its patches
-            noise = torch.rand(n, self.n_tokens, device=device).repeat_interleave(self.n_patches, dim=1)
-            # tiny position offset keeps argsort stable within a token
-            noise = noise + 1e-6 * torch.arange(L, device=device) / L
-        order = torch.argsort(noise, dim=1)
-        mask = torch.zeros(n, L, dtype=torch.bool, device=device)
-        mask.scatter_(1, order[:, : self.n_masked], True)
-        return mask
+            order = torch.argsort(torch.rand(n, L, device=device), dim=1)
+            mask = torch.zeros(n, L, dtype=torch.bool, device=device)
+            mask.scatter_(1, order[:, : self.n_masked], True)
+            return mask
+        # whole tokens: draw tokens, then mask every patch of each drawn token
+        k = self.n_masked // self.n_patches
+        order = torch.argsort(torch.rand(n, self.n_tokens, device=device), dim=1)
+        token_mask = torch.zeros(n, self.n_tokens, dtype=torch.bool, device=device)
+        token_mask.scatter_(1, order[:, :k], True)
+        return token_mask.repeat_interleave(self.n_patches, dim=1)
 
     def _encode_positions(self, tokens, keep):
         bias = self._bias(keep)

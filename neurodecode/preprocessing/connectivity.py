@@ -19,8 +19,6 @@ point — is what 1e-8 parity with ``ConnectivityMeasure`` requires.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse
 import torch
@@ -70,9 +68,11 @@ def as_series_list(X, name="X"):
         if X.dtype.kind in "fiub" and not np.isfinite(X).all():
             raise ValueError(f"{name} contains NaN or inf")
         if X.ndim != 3:
+            # A lone scan passed as a 2-D array is the usual cause: say how to fix it.
+            hint = f". Reshape your data with {name}[np.newaxis] if it is one scan" if X.ndim == 2 else ""
             raise ValueError(
                 f"{name} has shape {X.shape}; expected (n_scans, n_rois, n_times) "
-                "or a list of (n_rois, n_times_i) arrays"
+                f"or a list of (n_rois, n_times_i) arrays{hint}"
             )
         series = list(X)
     elif isinstance(X, (list, tuple)):

@@ -1,0 +1,251 @@
+"""ACM grid search: MOABB's pipeline in GridSearchCV vs neurodecode's ACMGridSearch.
+
+Both search the same (order, lag, C) grid with the same 5 inner folds
+(``StratifiedKFold(5)``, what ``GridSearchCV(cv=5)`` uses for a classifier)
+and the same scorer (ROC-AUC), in one process, one after the other:
+
+* MOABB: ``GridSearchCV(make_pipeline(AugmentedDataset(), Covariances("cov"),
+  TangentSpace(metric="riemann"), SVC(kernel="linear")), {order, lag, C}, cv=5)``
+  (MOABB's ``AUG_TANG_SVM_grid`` with the linear kernel only);
+* neurodecode: ``ACMGridSearch(orders, lags, Cs, cv=5)`` (exact: Riemannian
+  inner references) and, for information, ``inner_reference="logeuclid"``.
+
+Data sets:
+
+* ``physionet``: PhysionetMI subject 1, runs 4/8/12 (left vs right imagery,
+  45 trials), read with MNE from the local EDF files under ``MNE_DATA``,
+  band-pass 8-32 Hz (IIR, as MOABB's ``LeftRightImagery``), epochs 0-3 s
+  (481 samples at 160 Hz), the 21 sensorimotor channels FC5..CP6 (the first
+  21 of the montage). With all 64 channels, order >= 7 gives more embedded
+  dimensions than samples (singular ACMs).
+* ``sim``: ``simulate_eeg`` with 22 channels, 288 trials, 1001 samples at
+  250 Hz (sized like a BNCI2014_001 session).
+
+Times are CPU seconds of the process (``time.process_time``, single-threaded
+BLAS/torch), so that a busy shared machine does not distort the ratio.
+
+Run (2-core machine: keep BLAS single-threaded)::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
+    MNE_DATA=/path/to/mne_data python benchmarks/acm.py --dataset physionet \\
+        --orders 1-10 --lags 1-10 --repeats 3
+
+``--moabb-orders/--moabb-lags`` time MOABB on a sub-grid only; the script
+then extrapolates MOABB's full-grid time from its measured per-candidate
+times (stated as such in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurodecode.models.acm_search import ACMGridSearch  # noqa: E402
+
+
+def _clock():
+    # CPU seconds of this process (BLAS and torch are single-threaded here): on a shared
+    # machine wall time mostly measures the other jobs, CPU time measures the work
+    return time.process_time()
+
+
+def _range(text):
+    if "-" in text:
+        lo, hi = text.split("-")
+        return tuple(range(int(lo), int(hi) + 1))
+    return tuple(int(v) for v in text.split(","))
+
+
+def load_physionet(subject=1, n_channels=21):
+    import mne
+
+    from neurodecode.paths import mne_data_path
+
+    root = Path(os.environ.get("MNE_DATA", mne_data_path()))
+    X, y = [], []
+    for run in (4, 8, 12):
+        path = root / f"MNE-eegbci-data/files/eegmmidb/1.0.0/S{subject:03d}/S{subject:03d}R{run:02d}.edf"
+        raw = mne.io.read_raw_edf(path, preload=True, verbose=False)
+        raw.filter(8.0, 32.0, method="iir", verbose=False)
+        events, ids = mne.events_from_annotations(raw, verbose=False)
+        keep = {k: v for k, v in ids.items() if k in ("T1", "T2")}
+        epochs = mne.Epochs(raw, events, keep, tmin=0.0, tmax=3.0, baseline=None,
+                            picks=list(range(n_channels)), preload=True, verbose=False)
+        X.append(epochs.get_data(copy=True))
+        inv = {v: k for k, v in keep.items()}
+        y.extend("left_hand" if inv[e] == "T1" else "right_hand" for e in epochs.events[:, 2])
+    return np.concatenate(X), np.array(y)
+
+
+def load_sim():
+    from neurodecode.simulation import simulate_eeg
+
+    tr = simulate_eeg(n_subjects=1, n_trials=288, n_channels=22, n_times=1001, sfreq=250.0,
+                      class_sep=0.3, noise=1.0, random_state=0)
+    return tr.X, tr.y
+
+
+def moabb_search(orders, lags, Cs, cv):
+    from moabb.pipelines.features import AugmentedDataset
+    from pyriemann.estimation import Covariances
+    from pyriemann.tangentspace import TangentSpace
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
+    pipe = make_pipeline(AugmentedDataset(), Covariances("cov"), TangentSpace(metric="riemann"),
+                         SVC(kernel="linear"))
+    grid = {"augmenteddataset__order": list(orders), "augmenteddataset__lag": list(lags),
+            "svc__C": list(Cs)}
+    return GridSearchCV(pipe, grid, cv=cv, scoring="roc_auc", n_jobs=1, error_score=np.nan)
+
+
+def covariance_grid_timing(X, orders, lags, repeats=3):
+    """Seconds to compute every (order, lag) ACM of the grid: MOABB+pyRiemann loop vs block path."""
+    from moabb.pipelines.features import AugmentedDataset
+    from pyriemann.estimation import Covariances
+
+    from neurodecode.preprocessing.augmented import iter_augmented_covariance_grid
+
+    ok = [(o, lag) for o in orders for lag in lags if X.shape[-1] - (o * lag if o > 1 else 0) >= 2]
+    t_ref, t_ours = [], []
+    for _ in range(repeats):
+        t0 = _clock()
+        for o, lag in ok:
+            Covariances("cov").fit_transform(AugmentedDataset(o, lag).fit(X, None).transform(X))
+        t_ref.append(_clock() - t0)
+        t0 = _clock()
+        for _key, covs in iter_augmented_covariance_grid(X, sorted({o for o, _ in ok}),
+                                                         sorted({lag for _, lag in ok}),
+                                                         device="cpu"):
+            covs.numpy()
+        t_ours.append(_clock() - t0)
+    return statistics.median(t_ref), statistics.median(t_ours)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("physionet", "sim"), default="physionet")
+    parser.add_argument("--orders", type=_range, default=tuple(range(1, 11)))
+    parser.add_argument("--lags", type=_range, default=tuple(range(1, 11)))
+    parser.add_argument("--Cs", type=lambda t: tuple(float(v) for v in t.split(",")),
+                        default=(0.5, 1.0, 1.5))
+    parser.add_argument("--moabb-orders", type=_range, default=None)
+    parser.add_argument("--moabb-lags", type=_range, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-moabb", action="store_true")
+    parser.add_argument("--covariances-only", action="store_true",
+                        help="time only the ACM computation of the whole grid")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the numbers")
+    args = parser.parse_args(argv)
+
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = load_physionet() if args.dataset == "physionet" else load_sim()
+    cv = StratifiedKFold(5)
+    n_cand = len(args.orders) * len(args.lags) * len(args.Cs)
+    print(f"dataset={args.dataset} X={X.shape} grid: orders={args.orders} lags={args.lags} "
+          f"Cs={args.Cs} ({n_cand} candidates x 5 folds)", flush=True)
+    out = {"dataset": args.dataset, "shape": list(X.shape), "orders": args.orders,
+           "lags": args.lags, "Cs": args.Cs, "cpu_threads": torch.get_num_threads()}
+
+    if args.covariances_only:
+        t_ref, t_ours = covariance_grid_timing(X, args.orders, args.lags, args.repeats)
+        print(f"ACMs of the whole grid: MOABB AugmentedDataset + pyRiemann Covariances "
+              f"{t_ref:.2f} s, neurodecode block path {t_ours:.2f} s (medians of "
+              f"{args.repeats}): {t_ref / t_ours:.1f}x")
+        out.update(cov_grid_moabb=t_ref, cov_grid_ours=t_ours)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(out, indent=2, default=str))
+        return out
+
+    times = []
+    for _ in range(args.repeats):
+        t0 = _clock()
+        ours = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu").fit(X, y)
+        times.append(_clock() - t0)
+    t_ours = statistics.median(times)
+    print(f"neurodecode ACMGridSearch: {t_ours:.1f} s (median of {args.repeats}: "
+          f"{', '.join(f'{t:.1f}' for t in times)}), best {ours.best_params_} "
+          f"score {ours.best_score_:.4f}", flush=True)
+    t0 = _clock()
+    fast = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu",
+                         inner_reference="logeuclid").fit(X, y)
+    t_fast = _clock() - t0
+    print(f"neurodecode ACMGridSearch(inner_reference='logeuclid'): {t_fast:.1f} s, best "
+          f"{fast.best_params_} score {fast.best_score_:.4f}", flush=True)
+    out.update(ours_times=times, ours_median=t_ours, ours_best=ours.best_params_,
+               ours_score=ours.best_score_, logeuclid_time=t_fast,
+               logeuclid_best=fast.best_params_, logeuclid_score=fast.best_score_)
+
+    if not args.skip_moabb:
+        m_orders = args.moabb_orders or args.orders
+        m_lags = args.moabb_lags or args.lags
+        subset = (m_orders, m_lags) != (args.orders, args.lags)
+        t0 = _clock()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = moabb_search(m_orders, m_lags, args.Cs, cv).fit(X, y)
+        t_moabb = _clock() - t0
+        res = ref.cv_results_
+        mb = {"order": ref.best_params_["augmenteddataset__order"],
+              "lag": ref.best_params_["augmenteddataset__lag"], "C": ref.best_params_["svc__C"]}
+        print(f"MOABB GridSearchCV: {t_moabb:.1f} s on orders={m_orders} lags={m_lags}, best {mb} "
+              f"score {ref.best_score_:.4f}", flush=True)
+        # the same candidates in ours (same order: lag, order, C)
+        ours_res = ours.cv_results_
+        ours_idx = {(p["lag"], p["order"], p["C"]): i for i, p in enumerate(ours_res["params"])}
+        diffs = []
+        for i, p in enumerate(res["params"]):
+            key = (p["augmenteddataset__lag"], p["augmenteddataset__order"], p["svc__C"])
+            a, b = ours_res["mean_test_score"][ours_idx[key]], res["mean_test_score"][i]
+            if np.isfinite(a) and np.isfinite(b):
+                diffs.append(abs(a - b))
+        out.update(moabb_time=t_moabb, moabb_orders=m_orders, moabb_lags=m_lags,
+                   moabb_best=mb, moabb_score=ref.best_score_,
+                   max_abs_score_diff=max(diffs) if diffs else None)
+        print(f"max |mean score difference| over the {len(diffs)} common candidates: "
+              f"{max(diffs) if diffs else float('nan'):.2e}", flush=True)
+        if subset:
+            # MOABB's cost per candidate grows with the embedded dimension (order); scale the
+            # measured sub-grid time by the ratio of ours on the full grid vs the same sub-grid
+            sub = ACMGridSearch(m_orders, m_lags, args.Cs, cv=cv, device="cpu")
+            t0 = _clock()
+            sub.fit(X, y)
+            t_sub = _clock() - t0
+            est = t_moabb * t_ours / t_sub
+            print(f"MOABB full grid EXTRAPOLATED (not measured): {est:.0f} s = measured "
+                  f"{t_moabb:.1f} s x (ours full {t_ours:.1f} s / ours sub-grid {t_sub:.1f} s)")
+            out.update(ours_subgrid_time=t_sub, moabb_full_extrapolated=est)
+            print(f"ratio on the sub-grid (measured): {t_moabb / t_sub:.1f}x; full grid "
+                  f"(extrapolated): {est / t_ours:.1f}x")
+            out.update(ratio_subgrid=t_moabb / t_sub, ratio_full_extrapolated=est / t_ours)
+        else:
+            print(f"ratio (measured, full grid): {t_moabb / t_ours:.1f}x; "
+                  f"logeuclid variant {t_moabb / t_fast:.1f}x")
+            out.update(ratio=t_moabb / t_ours, ratio_logeuclid=t_moabb / t_fast)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""PhysionetMI subjects 1-15, left vs right hand imagery (MOABB ``LeftRightImagery``).
+
+Two evaluations through `neurodecode.evaluation.evaluate`, scored with
+ROC-AUC (MOABB's scoring for binary paradigms):
+
+* ``within-session``: MOABB's definition (per subject and session,
+  ``StratifiedKFold(5, shuffle=True, random_state=42)``);
+* ``leave-subject-out``: train on 14 subjects, test on the 15th.
+
+Pipelines: the registered ``cov-ts-lr``, ``cov-mdm``,
+``recentered-cov-ts-lr`` and ``acm-ts-svm`` (those not registered in this
+checkout are reported and skipped), plus ``csp-lda`` = ``mne.decoding.CSP
+(n_components=8)`` + LDA, which is MOABB's ``CSP+LDA``.
+
+Reference side, in the same process: MOABB 1.7's own
+``WithinSessionEvaluation`` of CSP+LDA on the same subjects (offline, through
+`neurodecode.io.moabb_data.moabb_offline`: no NEMAR retries, no network).
+The harness must reproduce MOABB's within-session CSP+LDA mean within 0.01
+(SOURCE.md: 0.634 ± 0.203 over subjects 1-15).
+
+Run (threads are limited to 1 by the script)::
+
+    MNE_DATA=/work/shared/datasets/mne_data MOABB_DOWNLOAD_PROVIDER=upstream \\
+        python benchmarks/real_physionet.py                 # full: S1-15, both splits
+    python benchmarks/real_physionet.py --quick             # S1-3, within-session only
+"""
+
+from __future__ import annotations
+
+import real_common as rc  # first: sets the thread variables before numpy is imported
+
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PIPELINES = ["cov-ts-lr", "cov-mdm", "recentered-cov-ts-lr", "acm-ts-svm"]
+SPLITS = ["within-session", "leave-subject-out"]
+MOABB_SEED = 42  # SOURCE.md reference runs used WithinSessionEvaluation(random_state=42)
+MOABB_REF_CSP_LDA = 0.634
+
+
+def csp_lda():
+    """MOABB's CSP+LDA: ``make_pipeline(CSP(n_components=8), LDA())``."""
+    from mne.decoding import CSP
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(CSP(n_components=8), LinearDiscriminantAnalysis())
+
+
+def moabb_within_session(subjects, random_state=MOABB_SEED):
+    """MOABB's own WithinSessionEvaluation of CSP+LDA; per-subject mean ROC-AUC and wall time."""
+    from moabb.datasets import PhysionetMI
+    from moabb.evaluations import WithinSessionEvaluation
+    from moabb.paradigms import LeftRightImagery
+
+    from neurodecode.io.moabb_data import moabb_offline
+
+    t0 = time.perf_counter()
+    with moabb_offline(), tempfile.TemporaryDirectory() as tmp:
+        ds = PhysionetMI(imagined=True, executed=False)
+        ds.feet_runs = []  # runs 6/10/14 are not in the shared copy (SOURCE.md)
+        ds.subject_list = list(subjects)
+        ev = WithinSessionEvaluation(paradigm=LeftRightImagery(), datasets=[ds], overwrite=True,
+                                     hdf5_path=tmp, random_state=random_state, n_jobs=1)
+        res = ev.process({"CSP+LDA": csp_lda()})
+    wall = time.perf_counter() - t0
+    per_subject = res.groupby("subject")["score"].mean()
+    per_subject.index = per_subject.index.astype(int)
+    return per_subject.sort_index(), wall
+
+
+def main(argv=None):
+    p = rc.base_parser(__doc__, "real_physionet")
+    p.add_argument("--subjects", default="1-15", help="e.g. 1-15 or 1,2,3 (default 1-15)")
+    p.add_argument("--pipelines", default=",".join(PIPELINES))
+    p.add_argument("--splits", default=",".join(SPLITS))
+    p.add_argument("--no-moabb", action="store_true", help="skip MOABB's own evaluation (reference)")
+    p.add_argument("--loso-pipelines", default=None,
+                   help="pipelines for leave-subject-out (default: same as --pipelines)")
+    args = p.parse_args(argv)
+    rc.limit_threads()
+    import mne
+
+    mne.set_log_level("WARNING")  # CSP logs every fit otherwise
+    subjects = parse_subjects(args.subjects)
+    splits = args.splits.split(",")
+    if args.quick:
+        subjects = subjects[:3]
+        splits = ["within-session"]
+
+    from neurodecode.evaluation.statistics import subject_scores
+    from neurodecode.io.moabb_data import load_physionet_mi
+
+    report = rc.Report("real_physionet", args)
+    t0 = time.perf_counter()
+    trials = load_physionet_mi(subjects=subjects)
+    trials = type(trials)(np.asarray(trials.X, dtype=np.float64), trials.y, trials.meta, sfreq=trials.sfreq,
+                          ch_names=trials.ch_names, modality=trials.modality, name="physionet-mi")
+    load_s = time.perf_counter() - t0
+    report.section("Data", f"PhysionetMI subjects {subjects[0]}-{subjects[-1]} ({len(subjects)}): "
+                   f"X {trials.X.shape}, labels {dict(pd.Series(trials.y).value_counts())}; "
+                   f"load {load_s:.1f} s")
+
+    frames = []
+    for split in splits:
+        names = args.pipelines.split(",")
+        if split == "leave-subject-out" and args.loso_pipelines:
+            names = args.loso_pipelines.split(",")
+        pipes, missing = rc.resolve_pipelines(names)
+        if split == "within-session":  # first: the MOABB comparison needs it
+            pipes = {"csp-lda": csp_lda(), **pipes}
+        if missing:
+            report.section(f"{split}: skipped", f"not registered in this checkout: {', '.join(missing)}")
+        df, wall = rc.run_eval(pipes, trials, split, args, random_state=MOABB_SEED)
+        frames.append(df)
+        summary = rc.summarize(df)
+        report.section(f"{split}: ROC-AUC per pipeline (mean ± sd over subjects)",
+                       rc.fmt_table(summary, rc.SUMMARY_COLS) + f"\n\nwall {wall:.1f} s")
+        pairs = rc.paired(df)
+        report.section(f"{split}: paired tests (per subject; Wilcoxon, sign-flip permutation)",
+                       rc.fmt_table(pairs, rc.PAIRED_COLS))
+        report.csv(df, split)
+        report.csv(summary, f"{split}_summary")
+        if not pairs.empty:
+            report.csv(pairs, f"{split}_paired")
+
+        if split == "within-session" and not args.no_moabb:
+            ours = subject_scores(df)
+            ours = ours[ours["pipeline"] == "csp-lda"].set_index("subject")["score"]
+            ours.index = ours.index.astype(int)
+            moabb, moabb_wall = moabb_within_session(subjects)
+            both = pd.DataFrame({"moabb_csp_lda": moabb, "neurodecode_csp_lda": ours})
+            both["diff"] = both["neurodecode_csp_lda"] - both["moabb_csp_lda"]
+            delta = both["neurodecode_csp_lda"].mean() - both["moabb_csp_lda"].mean()
+            text = (rc.fmt_table(both.reset_index(names="subject"), digits=3) +
+                    f"\n\nMOABB WithinSessionEvaluation CSP+LDA: {both['moabb_csp_lda'].mean():.4f} ± "
+                    f"{both['moabb_csp_lda'].std(ddof=1):.4f} ({moabb_wall:.1f} s, data loading included); "
+                    f"neurodecode harness, same pipeline: {both['neurodecode_csp_lda'].mean():.4f} ± "
+                    f"{both['neurodecode_csp_lda'].std(ddof=1):.4f}; difference {delta:+.4f} "
+                    f"({'within' if abs(delta) <= 0.01 else 'NOT within'} 0.01). "
+                    f"SOURCE.md reference (S1-15): {MOABB_REF_CSP_LDA}.")
+            report.section("within-session: MOABB vs harness, CSP+LDA (reference)", text)
+            report.csv(both.reset_index(names="subject"), "moabb_reference")
+    report.finish()
+
+
+def parse_subjects(text: str) -> list[int]:
+    out = []
+    for part in str(text).split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out += list(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+if __name__ == "__main__":
+    main()

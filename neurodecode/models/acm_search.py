@@ -1,0 +1,552 @@
+"""Grid search over ACM (order, lag) and the classifier's C, reusing cached covariances.
+
+The MOABB ACM pipeline (``AugmentedDataset`` + ``Covariances`` +
+``TangentSpace`` + ``SVC`` inside ``GridSearchCV``) re-embeds the signal,
+re-estimates every covariance and refits the tangent-space reference for
+each (order, lag, C) candidate and each inner fold. :class:`ACMGridSearch`
+scores exactly the same candidates on exactly the same folds, but
+
+* computes the augmented covariances of the training trials once per
+  (order, lag), for the whole grid, from shared lagged products
+  (:func:`~neurodecode.preprocessing.augmented.iter_augmented_covariance_grid`)
+  — a trial's covariance depends on that trial alone, so sharing it across
+  folds leaks nothing;
+* per inner fold fits the tangent-space reference (Riemannian mean) on the
+  inner-training rows only, started from their log-Euclidean mean (built
+  from per-trial matrix logarithms computed once per (order, lag));
+* maps the fold's rows to the tangent space once and scores the whole C grid
+  on that one feature matrix; for the SVM, one linear Gram matrix serves every
+  C (``SVC(kernel="precomputed")`` solves the same dual problem as
+  ``SVC(kernel="linear")`` on the tangent vectors).
+
+Nothing is learned from inner-test rows: their covariances are used only to
+be mapped with the inner-train reference and scored.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.svm import SVC
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+from ..preprocessing.augmented import (
+    _check_estimator,
+    _check_order_lag,
+    augmented_covariances,
+    iter_augmented_covariance_grid,
+)
+from ..riemann.base import _expm, _logm, _sqrtm_invsqrtm
+from ..riemann.mean import _mean_riemann
+from ..riemann.tangentspace import _log_map, _upper
+
+__all__ = ["ACMClassifier", "ACMGridSearch", "tangent_vectors"]
+
+CLASSIFIERS = ("svm", "lr")
+
+
+def _device(device):
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tangent_vectors(covs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Riemannian tangent vectors at ``reference`` (pyRiemann ``TangentSpace`` features)."""
+    return _upper(_log_map(covs, reference, "riemann"))
+
+
+def _karcher_tangent(covs, init, tol, maxiter):
+    """Riemannian mean by unit-step Karcher iterations, with the tangent vectors there.
+
+    Fixed point and stopping rule (:math:`\|J\|_F \le` ``tol``) of
+    :func:`neurodecode.riemann.mean_riemann`, but with a constant unit step
+    (pyRiemann shrinks it by 0.95 each iteration, which slows convergence from
+    a good start) and the iterate *at which* the gradient is small is
+    returned, so the matrix logarithms of that last iteration are already the
+    tangent vectors of ``covs`` at the returned reference: no extra pass.
+    """
+    M = init
+    for _ in range(maxiter):
+        M12, Mm12 = _sqrtm_invsqrtm(M)
+        logs = _logm(Mm12 @ covs @ Mm12)
+        J = logs.mean(0)
+        if float(torch.linalg.matrix_norm(J, ord="fro")) <= tol:
+            break
+        M = M12 @ _expm(J) @ M12
+    else:
+        warnings.warn("Riemannian mean: convergence not reached", stacklevel=3)
+    return M, logs
+
+
+def _spd_logm(covs: torch.Tensor, rtol: float = 1e-12):
+    """Matrix logarithms of a stack, or None when one matrix is not (numerically) SPD."""
+    if not bool(torch.isfinite(covs).all()):
+        return None
+    w, V = torch.linalg.eigh(covs)
+    if bool((w.min(-1).values <= rtol * w.max(-1).values.clamp_min(0)).any()):
+        return None
+    return (V * torch.log(w).unsqueeze(-2)) @ V.mT
+
+
+def _binary_roc_auc(y_true, scores, positive) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count one half): sklearn's value, less overhead.
+
+    sklearn's scorer spends ~20 ms of input validation per call, more than a
+    small SVM fit; the grid calls it len(Cs) x folds x members times.
+    """
+    pos = np.asarray(y_true) == positive
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")  # sklearn raises; GridSearchCV(error_score=nan) records NaN
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _fold_score(scoring, scorer, clf, X_test, y_test):
+    if scoring == "roc_auc" and len(clf.classes_) == 2:
+        return _binary_roc_auc(y_test, clf.decision_function(X_test), clf.classes_[1])
+    if scoring == "accuracy":
+        return float(np.mean(clf.predict(X_test) == y_test))
+    return scorer(clf, X_test, y_test)
+
+
+def _check_epochs(X):
+    X = check_array(X, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="X")
+    if X.ndim != 3:
+        raise ValueError(
+            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
+        )
+    return X
+
+
+def _make_classifier(kind, C, random_state, precomputed):
+    if kind == "svm":
+        return SVC(kernel="precomputed" if precomputed else "linear", C=C,
+                   random_state=random_state)
+    return LogisticRegression(C=C, max_iter=1000, random_state=random_state)
+
+
+class ACMClassifier(ClassifierMixin, BaseEstimator):
+    """ACM (fixed or automatic order/lag) + Riemannian tangent space + linear classifier.
+
+    The steps of MOABB's ACM pipeline with one (order, lag, C):
+    ``AugmentedDataset(order, lag)`` → ``Covariances(estimator)`` →
+    ``TangentSpace(metric="riemann")`` → ``SVC(kernel="linear", C)``, computed
+    with the block ACM path and the torch Riemannian engine.
+
+    Parameters
+    ----------
+    order, lag : int or "auto", default=4, 2
+        Embedding; ``"auto"`` learns it in ``fit`` from the training trials
+        (false nearest neighbours / average mutual information, see
+        :func:`~neurodecode.preprocessing.embedding_selection.select_order_lag`).
+    C : float, default=1.0
+    estimator : {"cov", "scm", "corr", "oas", "lwf"}, default="cov"
+    classifier : {"svm", "lr"}, default="svm"
+    max_order, max_lag : int, default=10
+        Bounds of the automatic choice.
+    tol, maxiter : float, int
+        Riemannian-mean stopping rule (pyRiemann's defaults).
+    random_state : int or None
+        Classifier seed; the automatic choice is seeded with 0.
+    device : str or None
+
+    Attributes
+    ----------
+    order_, lag_ : int
+    reference_ : ndarray
+        Riemannian mean of the training ACMs.
+    classifier_, classes_, n_channels_
+
+    Examples
+    --------
+    >>> from neurodecode.simulation import simulate_eeg
+    >>> trials = simulate_eeg(n_subjects=1, n_trials=40, n_channels=4, n_times=128,
+    ...                       random_state=0)
+    >>> clf = ACMClassifier(order=3, lag=2, device="cpu").fit(trials.X, trials.y)
+    >>> clf.reference_.shape
+    (12, 12)
+    """
+
+    def __init__(self, order=4, lag=2, C=1.0, estimator="cov", classifier="svm", max_order=10,
+                 max_lag=10, tol=10e-9, maxiter=50, random_state=None, device=None):
+        self.order = order
+        self.lag = lag
+        self.C = C
+        self.estimator = estimator
+        self.classifier = classifier
+        self.max_order = max_order
+        self.max_lag = max_lag
+        self.tol = tol
+        self.maxiter = maxiter
+        self.random_state = random_state
+        self.device = device
+
+    def fit(self, X, y):
+        """Learn order/lag (when "auto"), the tangent-space reference and the classifier."""
+        X = _check_epochs(X)
+        check_X_y(X.reshape(len(X), -1), y)
+        check_classification_targets(y)
+        _check_estimator(self.estimator)
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier={self.classifier!r}; choose one of {CLASSIFIERS}")
+        if not float(self.C) > 0:
+            raise ValueError(f"C must be > 0, got {self.C!r}")
+        order, lag = self.order, self.lag
+        if order == "auto" or lag == "auto":
+            from ..preprocessing.embedding_selection import select_order_lag
+
+            auto_order, auto_lag = select_order_lag(X, self.max_order, self.max_lag,
+                                                    random_state=0)
+            order = auto_order if order == "auto" else order
+            lag = auto_lag if lag == "auto" else lag
+            while order > 1 and X.shape[-1] - order * lag < 2:
+                order -= 1
+        self.order_, self.lag_ = _check_order_lag(order, lag, X.shape[-1])
+        dev = _device(self.device)
+        covs = torch.as_tensor(
+            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
+            device=dev)
+        if _spd_logm(covs) is None:
+            raise ValueError(
+                f"the augmented covariances (order={self.order_}, lag={self.lag_}) are not "
+                f"positive definite: {self.order_ * X.shape[1]} embedded dimensions from "
+                f"{X.shape[-1] - (self.order_ * self.lag_ if self.order_ > 1 else 0)} samples "
+                "per trial; use a smaller order or a shrinkage estimator ('oas', 'lwf')"
+            )
+        reference = _mean_riemann(covs, None, tol=self.tol, maxiter=self.maxiter)
+        features = tangent_vectors(covs, reference).cpu().numpy()
+        self.classifier_ = _make_classifier(self.classifier, float(self.C), self.random_state,
+                                            False).fit(features, y)
+        self.reference_ = reference.cpu().numpy()
+        self.classes_ = self.classifier_.classes_
+        self.n_channels_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        """Tangent vectors of ``X``'s ACMs at the training reference (the classifier's input)."""
+        check_is_fitted(self, "classifier_")
+        X = _check_epochs(X)
+        if X.shape[1] != self.n_channels_:
+            raise ValueError(
+                f"X has {X.shape[1]} channels but {type(self).__name__} was fitted with "
+                f"{self.n_channels_}"
+            )
+        dev = _device(self.device)
+        covs = torch.as_tensor(
+            augmented_covariances(X, self.order_, self.lag_, self.estimator, device=dev),
+            device=dev)
+        ref = torch.as_tensor(self.reference_, device=dev)
+        return tangent_vectors(covs, ref).cpu().numpy()
+
+    def decision_function(self, X):
+        """Classifier decision values."""
+        features = self.transform(X)  # raises NotFittedError before classifier_ is read
+        return self.classifier_.decision_function(features)
+
+    def predict(self, X):
+        """Predicted labels."""
+        features = self.transform(X)
+        return self.classifier_.predict(features)
+
+    def _has_proba(self):
+        return self.classifier == "lr"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Class probabilities (``classifier="lr"`` only)."""
+        features = self.transform(X)
+        return self.classifier_.predict_proba(features)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+class ACMGridSearch(ClassifierMixin, BaseEstimator):
+    """ACM + tangent space + linear classifier, with (order, lag, C) chosen by inner CV.
+
+    Same candidates, folds, selection rule (first best in the order
+    lag → order → C, like ``GridSearchCV`` over MOABB's pipeline) and final
+    refit as ``GridSearchCV(make_pipeline(AugmentedDataset(), Covariances(estimator),
+    TangentSpace(), SVC(kernel="linear")), {order, lag, C}, cv=cv)``, much faster
+    (see the module docstring).
+
+    Parameters
+    ----------
+    orders, lags : sequence of int, default=1..10
+        The embedding grid. Members that leave fewer than two samples, or
+        whose covariances are not SPD (more embedded dimensions than
+        samples), are scored NaN, as ``GridSearchCV(error_score=nan)`` would.
+    Cs : sequence of float, default=(0.5, 1.0, 1.5)
+        Regularisation grid of the classifier (MOABB's ``AUG_TANG_SVM_grid``).
+    estimator : {"cov", "scm", "corr", "oas", "lwf"}, default="cov"
+        Covariance estimator of the embedded signal (MOABB's ACM uses "cov").
+    cv : int or cross-validation splitter or iterable, default=5
+        Inner folds, resolved by ``sklearn.model_selection.check_cv``
+        (an int gives ``StratifiedKFold(cv)`` without shuffling, as in
+        ``GridSearchCV``).
+    classifier : {"svm", "lr"}, default="svm"
+        Linear SVM (``SVC(kernel="linear")``) or logistic regression.
+    scoring : str or callable, default="roc_auc"
+        Any scikit-learn scorer.
+    tol, maxiter : float, int
+        Stopping rule of the Riemannian mean (pyRiemann's defaults).
+    inner_reference : {"riemann", "logeuclid"}, default="riemann"
+        Tangent-space reference of the inner folds. "riemann": the
+        affine-invariant mean of the inner-train ACMs, as MOABB's pipeline
+        (exact). "logeuclid": their log-Euclidean mean, built from the cached
+        per-trial matrix logarithms without any further eigendecomposition
+        (the Karcher iterations are skipped); an approximation for the
+        *selection* only, several times cheaper on large grids. The final
+        refit always uses the Riemannian mean.
+    random_state : int or None, default=None
+        Passed to the classifier.
+    device : str or None, default=None
+        Torch device; None picks CUDA when available, else CPU.
+
+    Attributes
+    ----------
+    best_params_ : dict
+        ``{"order", "lag", "C"}`` of the selected candidate.
+    best_score_ : float
+        Its mean inner-CV score.
+    best_index_ : int
+        Its row in ``cv_results_``.
+    cv_results_ : dict of arrays
+        ``param_order``, ``param_lag``, ``param_C``, ``params``,
+        ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``, ``member_time`` (seconds spent on the candidate's
+        (order, lag) member, shared by its C values) and ``error``.
+    order_, lag_, C_ : the selected values
+    reference_ : ndarray, shape (order_*C, order_*C)
+        Riemannian mean of the training ACMs (tangent-space reference).
+    best_estimator_ : ACMClassifier
+        The best candidate refitted on all of ``X`` (predictions go through it).
+    reference_, classifier_, classes_, n_channels_
+        Shortcuts to ``best_estimator_``'s.
+
+    Examples
+    --------
+    >>> from neurodecode.simulation import simulate_eeg
+    >>> trials = simulate_eeg(n_subjects=1, n_trials=40, n_channels=4, n_times=128,
+    ...                       random_state=0)
+    >>> search = ACMGridSearch(orders=(1, 2), lags=(1, 3), Cs=(1.0,), cv=3, device="cpu")
+    >>> search.fit(trials.X, trials.y).best_params_.keys()
+    dict_keys(['order', 'lag', 'C'])
+    """
+
+    def __init__(self, orders=tuple(range(1, 11)), lags=tuple(range(1, 11)), Cs=(0.5, 1.0, 1.5),
+                 estimator="cov", cv=5, classifier="svm", scoring="roc_auc", tol=10e-9,
+                 maxiter=50, inner_reference="riemann", random_state=None, device=None):
+        self.orders = orders
+        self.lags = lags
+        self.Cs = Cs
+        self.estimator = estimator
+        self.cv = cv
+        self.classifier = classifier
+        self.scoring = scoring
+        self.tol = tol
+        self.maxiter = maxiter
+        self.inner_reference = inner_reference
+        self.random_state = random_state
+        self.device = device
+
+    # ------------------------------------------------------------------ checks
+    def _check_X(self, X):
+        return _check_epochs(X)
+
+    def _check_params(self, n_times):
+        _check_estimator(self.estimator)
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier={self.classifier!r}; choose one of {CLASSIFIERS}")
+        if self.inner_reference not in ("riemann", "logeuclid"):
+            raise ValueError(f"inner_reference={self.inner_reference!r}; choose 'riemann' or "
+                             "'logeuclid'")
+        orders = sorted({int(o) for o in self.orders})
+        lags = sorted({int(lag) for lag in self.lags})
+        Cs = [float(c) for c in self.Cs]
+        if not orders or not lags or not Cs:
+            raise ValueError("orders, lags and Cs must each hold at least one value")
+        if any(c <= 0 for c in Cs):
+            raise ValueError(f"every C must be > 0, got Cs={tuple(self.Cs)}")
+        for o in orders:
+            for lag in lags:
+                _check_order_lag(o, 1, 10**9)
+                _check_order_lag(1, lag, 10**9)
+        # members that do not fit in a trial are reported, not silently dropped
+        feasible = [(o, lag) for lag in lags for o in orders
+                    if (n_times if o == 1 else n_times - o * lag) >= 2]
+        if not feasible:
+            raise ValueError(
+                f"no (order, lag) of the grid fits in trials of {n_times} samples; "
+                "use smaller orders or lags"
+            )
+        return orders, lags, Cs, set(feasible)
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X, y):
+        """Score the grid by inner CV, then refit the best candidate on all of ``X``."""
+        X = self._check_X(X)
+        X2, y = check_X_y(X.reshape(len(X), -1), y)  # consistent lengths, finite values
+        del X2
+        check_classification_targets(y)
+        orders, lags, Cs, feasible = self._check_params(X.shape[-1])
+        cv = check_cv(self.cv, y, classifier=True)
+        splits = list(cv.split(X, y))
+        scorer = check_scoring(SVC(), scoring=self.scoring)
+        dev = _device(self.device)
+        y_arr = np.asarray(y)
+
+        n_splits = len(splits)
+        candidates, scores, errors, member_times = [], [], [], []
+        feasible_orders = sorted({o for o, _ in feasible})
+        by_key = {}
+        # covariances of every feasible member, lag by lag (feasibility depends on the lag)
+        for lag in lags:
+            lag_orders = [o for o in feasible_orders if (o, lag) in feasible]
+            if not lag_orders:
+                continue
+            for (order, _), covs in iter_augmented_covariance_grid(
+                X, lag_orders, [lag], self.estimator, device=dev
+            ):
+                t0 = time.perf_counter()
+                by_key[(order, lag)] = self._score_member(covs, y_arr, splits, Cs, scorer)
+                by_key[(order, lag)] += (time.perf_counter() - t0,)
+        for lag in lags:
+            for order in orders:
+                if (order, lag) in by_key:
+                    member_scores, error, seconds = by_key[(order, lag)]
+                else:
+                    member_scores = np.full((len(Cs), n_splits), np.nan)
+                    error, seconds = "embedding longer than the trials", 0.0
+                for ci, C in enumerate(Cs):
+                    candidates.append({"order": order, "lag": lag, "C": C})
+                    scores.append(member_scores[ci])
+                    errors.append(error)
+                    member_times.append(seconds)
+
+        scores = np.asarray(scores)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+            mean = np.nanmean(scores, axis=1) if n_splits else np.full(len(scores), np.nan)
+            mean = np.where(np.isnan(scores).any(axis=1), np.nan, mean)
+            std = np.where(np.isnan(mean), np.nan, np.nanstd(scores, axis=1))
+        if np.all(np.isnan(mean)):
+            raise ValueError(
+                "every (order, lag) candidate failed: "
+                + "; ".join(sorted({e for e in errors if e}))
+            )
+        ranked = np.where(np.isnan(mean), -np.inf, mean)
+        rank = rankdata(-ranked, method="min").astype(np.int32)
+        results = {
+            "param_order": np.array([c["order"] for c in candidates]),
+            "param_lag": np.array([c["lag"] for c in candidates]),
+            "param_C": np.array([c["C"] for c in candidates]),
+            "params": candidates,
+            "mean_test_score": mean,
+            "std_test_score": std,
+            "rank_test_score": rank,
+            "member_time": np.array(member_times),
+            "error": np.array(errors, dtype=object),
+        }
+        for k in range(n_splits):
+            results[f"split{k}_test_score"] = scores[:, k]
+        self.cv_results_ = results
+        self.best_index_ = int(np.argmin(rank))
+        self.best_params_ = dict(candidates[self.best_index_])
+        self.best_score_ = float(mean[self.best_index_])
+        self.order_ = self.best_params_["order"]
+        self.lag_ = self.best_params_["lag"]
+        self.C_ = self.best_params_["C"]
+        self.n_splits_ = n_splits
+
+        # refit: the same steps as the MOABB pipeline, on every training trial
+        self.best_estimator_ = ACMClassifier(
+            order=self.order_, lag=self.lag_, C=self.C_, estimator=self.estimator,
+            classifier=self.classifier, tol=self.tol, maxiter=self.maxiter,
+            random_state=self.random_state, device=self.device,
+        ).fit(X, y)
+        self.reference_ = self.best_estimator_.reference_
+        self.classifier_ = self.best_estimator_.classifier_
+        self.classes_ = self.best_estimator_.classes_
+        self.n_channels_ = X.shape[1]
+        return self
+
+    def _score_member(self, covs, y, splits, Cs, scorer):
+        """Scores (len(Cs), n_splits) of one (order, lag) member, and an error string."""
+        n_splits = len(splits)
+        out = np.full((len(Cs), n_splits), np.nan)
+        log_covs = _spd_logm(covs)
+        if log_covs is None:
+            return out, "augmented covariances not positive definite"
+        for k, (train, test) in enumerate(splits):
+            tr = torch.as_tensor(train, device=covs.device)
+            rows = torch.as_tensor(np.concatenate([train, test]), device=covs.device)
+            # log-Euclidean mean of the inner-train rows: the Karcher start (or the reference)
+            reference = _expm(log_covs[tr].mean(0))
+            te = torch.as_tensor(test, device=covs.device)
+            if self.inner_reference == "riemann":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "convergence not reached"
+                    reference, logs_tr = _karcher_tangent(covs[tr], reference, self.tol,
+                                                          self.maxiter)
+                feats = torch.cat([_upper(logs_tr), tangent_vectors(covs[te], reference)])
+            else:
+                feats = tangent_vectors(covs[rows], reference)
+            n_tr = len(train)
+            y_tr, y_te = y[train], y[test]
+            if self.classifier == "svm":
+                gram = (feats @ feats.mT).cpu().numpy()
+                K_tr, K_te = gram[:n_tr, :n_tr], gram[n_tr:, :n_tr]
+                for ci, C in enumerate(Cs):
+                    clf = _make_classifier("svm", C, self.random_state, True).fit(K_tr, y_tr)
+                    out[ci, k] = _fold_score(self.scoring, scorer, clf, K_te, y_te)
+            else:
+                F = feats.cpu().numpy()
+                for ci, C in enumerate(Cs):
+                    clf = _make_classifier("lr", C, self.random_state, False).fit(F[:n_tr], y_tr)
+                    out[ci, k] = _fold_score(self.scoring, scorer, clf, F[n_tr:], y_te)
+        return out, ""
+
+    # ----------------------------------------------------------------- predict
+    def transform(self, X):
+        """Tangent vectors of ``X`` under the selected (order, lag)."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.transform(X)
+
+    def decision_function(self, X):
+        """Decision values of the refitted best candidate."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.decision_function(X)
+
+    def predict(self, X):
+        """Predicted labels of the refitted best candidate."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    @available_if(ACMClassifier._has_proba)
+    def predict_proba(self, X):
+        """Class probabilities (``classifier="lr"`` only)."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        return tags
