@@ -19,8 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+# benchmark the checkout this script is in, not whatever neurodecode is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")

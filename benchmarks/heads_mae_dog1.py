@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -34,13 +35,15 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--patch-size", type=int, default=20)
     ap.add_argument("--embed-dim", type=int, default=64)
+    ap.add_argument("--checkpoint", help="reuse this pretrained MAE (skip pretraining)")
+    ap.add_argument("--modes", nargs="+", default=["probe", "finetune"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t = load_dog1_seizure()
     t0 = time.time()
     model = dict(patch_size=args.patch_size, embed_dim=args.embed_dim, depth=2, n_heads=4,
                  decoder_dim=32, mask_ratio=0.5)
-    ckpt = pretrain(t, head="mae", out_dir=args.out, model=model,
+    ckpt = Path(args.checkpoint) if args.checkpoint else pretrain(t, head="mae", out_dir=args.out, model=model,
                     trainer=dict(max_epochs=args.epochs, batch_size=32, patience=5, device="auto",
                                  progress=True),
                     group_column="group")
@@ -63,7 +66,7 @@ def main():
         base.append(roc_auc_score(y[te], clf.fit(Xd[tr], y[tr]).predict_proba(Xd[te])[:, 1]))
     res["riemann_oas_ts_lr"] = {"auc_mean": float(np.mean(base)), "auc_folds": [round(a, 4) for a in base]}
     print("riemann", res["riemann_oas_ts_lr"], flush=True)
-    for mode in ("probe", "finetune"):
+    for mode in args.modes:
         aucs = []
         t1 = time.time()
         for k, (tr, te) in enumerate(folds):

@@ -194,6 +194,7 @@ def _load_for_benchmark(name: str, subjects, random_state: int):
 
 
 def _cmd_benchmark(args) -> int:
+    import os
     import shlex
     import time
     from pathlib import Path
@@ -205,6 +206,8 @@ def _cmd_benchmark(args) -> int:
     from .evaluation.statistics import pairwise_comparisons, summary_table
 
     t0 = time.perf_counter()
+    # MNE steps (CSP) log every fit at INFO; keep the summary readable unless asked otherwise
+    os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING")
     subjects = parse_subjects(args.subjects)
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()] if args.pipelines else None
     dataset = args.dataset

@@ -37,9 +37,10 @@ from __future__ import annotations
 import joblib
 import numpy as np
 import scipy.sparse
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.utils import estimator_checks as _checks
 from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -149,7 +150,8 @@ class SeriesAdapter(TransformerMixin, BaseEstimator):
         inner = get_tags(self.estimator)
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.input_tags.sparse = inner.input_tags.sparse
-        tags.transformer_tags.preserves_dtype = list(inner.transformer_tags.preserves_dtype)
+        if inner.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = list(inner.transformer_tags.preserves_dtype)
         tags.non_deterministic = inner.non_deterministic
         return tags
 
@@ -167,3 +169,32 @@ PARAM_CHECKS = [
     _checks.check_estimator_tags_renamed,
     _checks.check_valid_tag_types,
 ]
+
+
+class SeriesClassifierAdapter(ClassifierMixin, SeriesAdapter):
+    """`SeriesAdapter` for classifiers of 3-D epochs: adds predict / decision_function / predict_proba (tests only)."""
+
+    def fit(self, X, y):
+        """Fit the wrapped classifier on the series made from ``X``."""
+        self._fit(X, y, "fit")
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def _call(self, method, X):
+        check_is_fitted(self, "estimator_")
+        self._check_width(X)
+        return getattr(self.estimator_, method)(self._series(X))
+
+    def predict(self, X):
+        """The wrapped classifier's predictions, one per row of ``X``."""
+        return self._call("predict", X)
+
+    @available_if(lambda self: hasattr(self.estimator, "decision_function"))
+    def decision_function(self, X):
+        """The wrapped classifier's decision function, one per row of ``X``."""
+        return self._call("decision_function", X)
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
+    def predict_proba(self, X):
+        """The wrapped classifier's probabilities, one row per row of ``X``."""
+        return self._call("predict_proba", X)

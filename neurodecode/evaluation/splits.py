@@ -83,7 +83,9 @@ def _natural_key(value):
 
 def sorted_values(values) -> list:
     """Unique values in natural order (numbers numerically, then strings)."""
-    return sorted(pd.unique(pd.Series(list(values))), key=_natural_key)
+    if not isinstance(values, (pd.Series, np.ndarray)):
+        values = pd.Series(list(values))
+    return sorted(pd.unique(values), key=_natural_key)
 
 
 def _label(value) -> str:

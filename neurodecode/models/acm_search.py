@@ -353,7 +353,6 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
     def __init__(self, orders=tuple(range(1, 11)), lags=tuple(range(1, 11)), Cs=(0.5, 1.0, 1.5),
                  estimator="cov", cv=5, classifier="svm", scoring="roc_auc", tol=10e-9,
                  maxiter=50, inner_reference="riemann", random_state=None, device=None):
-        self.inner_reference = inner_reference
         self.orders = orders
         self.lags = lags
         self.Cs = Cs
@@ -363,6 +362,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         self.scoring = scoring
         self.tol = tol
         self.maxiter = maxiter
+        self.inner_reference = inner_reference
         self.random_state = random_state
         self.device = device
 
