@@ -147,8 +147,8 @@ plt.show()
 # 5-fold split per subject.
 
 # %%
-from pyriemann.classification import MDM
-from pyriemann.tangentspace import TangentSpace
+from neurodecode.models.mdm import MDM
+from neurodecode.models.tangent import TangentSpace
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
