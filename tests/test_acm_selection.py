@@ -334,21 +334,11 @@ def test_registered_acm_pipelines():
 
 # ACMClassifier declares three_d_array only, so sklearn skips its generic checks on the bare
 # estimator (SkipTestWarning). `SeriesClassifierAdapter` (tests/sklearn_series_adapter.py) maps
-# each table row verbatim to one epoch and calls the real ACMClassifier, so they run: 53 pass.
-# The xfails below are NOT hidden passes. Six are a real API gap, left to the owner of
-# neurodecode/models/acm_search.py: ACMClassifier has transform() but not fit_transform()
-# (no TransformerMixin), which sklearn's transformer checks call. One is wording only.
-_NO_FIT_TRANSFORM = ("real gap, reported: ACMClassifier exposes transform() without fit_transform() "
-                     "(add TransformerMixin in models/acm_search.py)")
-_ACM_EXPECTED = {c: _NO_FIT_TRANSFORM for c in [
-    "check_fit_score_takes_y", "check_pipeline_consistency", "check_transformer_data_not_an_array",
-    "check_transformer_general", "check_transformer_preserve_dtypes", "check_transformer_general(readonly_memmap=True)"]}
-_ACM_EXPECTED["check_fit2d_predict1d"] = ("a 1-D row becomes one 2-D epoch, rejected with a ValueError naming the "
-                                          "3-D shape; the check also wants the phrase 'Reshape your data'")
+# each table row verbatim to one epoch and calls the real ACMClassifier, so they run;
+# ACMClassifier is also a transformer (tangent vectors), so sklearn's transformer checks run as well.
 
 
-@parametrize_with_checks([SeriesClassifierAdapter(ACMClassifier(order=2, lag=1, device="cpu"))],
-                         expected_failed_checks=lambda est: _ACM_EXPECTED)
+@parametrize_with_checks([SeriesClassifierAdapter(ACMClassifier(order=2, lag=1, device="cpu"))])
 def test_acm_classifier_generic_checks_through_adapter(estimator, check):
     check(estimator)
 

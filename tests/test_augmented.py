@@ -143,14 +143,10 @@ def test_sklearn_contract(rng):
 # 3-D epochs declares three_d_array only, and sklearn then skips them by design.
 # `SeriesAdapter` (tests/sklearn_series_adapter.py) maps each table row verbatim to
 # one (n_channels, n_times) epoch and calls the real AugmentedCovariances, so the
-# generic checks run too. The one expected failure is about wording, not behaviour.
-_AUG_EXPECTED = {"check_fit2d_predict1d": "a 1-D row becomes one 2-D epoch, which AugmentedCovariances rejects "
-                 "with a ValueError naming the expected 3-D shape; the check also wants sklearn's phrase "
-                 "'Reshape your data' (a message hint in augmented.py, another helper's file)"}
+# generic checks run too (no expected failures).
 
 
-@parametrize_with_checks([AugmentedCovariances(order=2, lag=1), SeriesAdapter(AugmentedCovariances(order=2, lag=1))],
-                         expected_failed_checks=lambda est: _AUG_EXPECTED if isinstance(est, SeriesAdapter) else {})
+@parametrize_with_checks([AugmentedCovariances(order=2, lag=1), SeriesAdapter(AugmentedCovariances(order=2, lag=1))])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

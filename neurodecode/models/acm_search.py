@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import torch
 from scipy.stats import rankdata
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
@@ -133,7 +133,8 @@ def _check_epochs(X):
     X = check_array(X, allow_nd=True, ensure_2d=False, dtype=np.float64, input_name="X")
     if X.ndim != 3:
         raise ValueError(
-            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
+            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}; "
+            "Reshape your data: one epoch is X[np.newaxis]"
         )
     return X
 
@@ -145,7 +146,7 @@ def _make_classifier(kind, C, random_state, precomputed):
     return LogisticRegression(C=C, max_iter=1000, random_state=random_state)
 
 
-class ACMClassifier(ClassifierMixin, BaseEstimator):
+class ACMClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     """ACM (fixed or automatic order/lag) + Riemannian tangent space + linear classifier.
 
     The steps of MOABB's ACM pipeline with one (order, lag, C):

@@ -92,13 +92,15 @@ def _as_tensor(X, device=None, dtype=torch.float64) -> torch.Tensor:
         X = np.asarray(X)
         if X.ndim != 3:
             raise ValueError(
-                f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
+                f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}; "
+                "Reshape your data: one epoch is X[np.newaxis]"
             )
         out = torch.as_tensor(np.array(X, dtype=np.float64, order="C"), dtype=dtype,
                               device=_default_device(device))
     if out.ndim != 3:
         raise ValueError(
-            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {tuple(out.shape)}"
+            f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {tuple(out.shape)}; "
+            "Reshape your data: one epoch is X[np.newaxis]"
         )
     if not bool(torch.isfinite(out).all()):
         raise ValueError("X contains NaN or infinite values; clean or interpolate them first")
@@ -430,7 +432,8 @@ class AugmentedCovariances(TransformerMixin, BaseEstimator):
                         input_name="X")
         if X.ndim != 3:
             raise ValueError(
-                f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}"
+                f"X must be a 3-D array (n_trials, n_channels, n_times), got shape {X.shape}; "
+                "Reshape your data: one epoch is X[np.newaxis]"
             )
         _check_estimator(self.estimator)
         if reset:
