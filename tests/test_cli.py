@@ -128,6 +128,29 @@ def test_clear_errors_exit_2(tmp_path, capsys, test_pipeline):
                      "--out", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--split", "no-such-split"])
+    assert cli.main(["benchmark", "--dataset", "sim-eeg", "--pipelines", test_pipeline, "--threads", "0",
+                     "--out", str(tmp_path)]) == 2
+    assert "--threads must be a positive integer" in capsys.readouterr().err
+
+
+def test_benchmark_limits_threads_and_restores_them(tmp_path, capsys, test_pipeline, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = {}
+    real = cli._run_benchmark
+
+    def spy(args):
+        seen["torch"] = torch.get_num_threads()
+        seen["blas"] = {pool["num_threads"] for pool in threadpool_info()}
+        return real(args)
+
+    monkeypatch.setattr(cli, "_run_benchmark", spy)
+    before = torch.get_num_threads()
+    assert cli.main(["benchmark", "--dataset", "sim-eeg", "--pipelines", test_pipeline, "--subjects", "1-3",
+                     "--threads", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert seen["torch"] == 1 and seen["blas"] <= {1}
+    assert torch.get_num_threads() == before
 
 
 def test_parse_subjects():
