@@ -81,9 +81,6 @@ def main():
     trials = load_muse_cueing(task="target")
     classes = np.unique(np.asarray(trials.y))
     subjects_all = sorted(map(str, trials.meta["subject"].unique()))
-    rng = np.random.RandomState(args.seed)
-    targets = sorted(rng.choice(subjects_all, size=args.subjects, replace=False).tolist())
-    print(f"{trials.n_trials} epochs, {len(subjects_all)} subjects; targets {targets}", flush=True)
     F = features(trials.X)
     y = np.asarray(trials.y)
     meta = trials.meta.reset_index(drop=True)
@@ -95,9 +92,13 @@ def main():
 
     folds = {}
     for train, test, info in get_split("few-shot", random_state=args.seed, n_shots=SHOTS).split(trials):
-        s = str(info["subject"])
-        if s in targets:
-            folds.setdefault(s, []).append((train, test, int(info["n_shots"])))
+        folds.setdefault(str(info["subject"]), []).append((train, test, int(info["n_shots"])))
+    # Targets are drawn among subjects with every n (>= 41 epochs per class), so each curve point has the same subjects.
+    eligible = [s for s in subjects_all if len(folds.get(s, [])) == len(SHOTS)]
+    rng = np.random.RandomState(args.seed)
+    targets = sorted(rng.choice(eligible, size=args.subjects, replace=False).tolist())
+    print(f"{trials.n_trials} epochs, {len(subjects_all)} subjects ({len(eligible)} with all n); "
+          f"targets {targets}", flush=True)
 
     for s in targets:
         methods = ["cross-subject-reset", "scratch-same-net", "cov-ts-lr-subject", "cov-ts-lr-others"]
@@ -140,7 +141,7 @@ def main():
                 t0 = time.time()
                 cov = make_pipeline("cov-ts-lr").fit(trials.X[calib], y[calib])
                 put("cov-ts-lr-subject", cov.predict(trials.X[te]), time.time() - t0)
-        pd.set_option("display.width", 200)
+        pd.set_option("display.width", 200, "display.max_columns", 10)
         done = store.to_frame()
         print(done[done["subject"] == s].pivot_table(index="n_shots", columns="pipeline", values="score").round(3),
               f"\n[{s}] {time.time() - t_start:.0f}s total", flush=True)
