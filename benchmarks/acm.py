@@ -150,6 +150,7 @@ def main(argv=None):
     parser.add_argument("--moabb-lags", type=_range, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-moabb", action="store_true")
+    parser.add_argument("--subject", type=int, default=1, help="PhysionetMI subject")
     parser.add_argument("--shared-only", action="store_true",
                         help="time only inner_reference='shared_logeuclid'")
     parser.add_argument("--covariances-only", action="store_true",
@@ -159,12 +160,12 @@ def main(argv=None):
 
     from sklearn.model_selection import StratifiedKFold
 
-    X, y = load_physionet() if args.dataset == "physionet" else load_sim()
+    X, y = load_physionet(args.subject) if args.dataset == "physionet" else load_sim()
     cv = StratifiedKFold(5)
     n_cand = len(args.orders) * len(args.lags) * len(args.Cs)
     print(f"dataset={args.dataset} X={X.shape} grid: orders={args.orders} lags={args.lags} "
           f"Cs={args.Cs} ({n_cand} candidates x 5 folds)", flush=True)
-    out = {"dataset": args.dataset, "shape": list(X.shape), "orders": args.orders,
+    out = {"dataset": args.dataset, "subject": args.subject, "shape": list(X.shape), "orders": args.orders,
            "lags": args.lags, "Cs": args.Cs, "cpu_threads": torch.get_num_threads()}
 
     if args.covariances_only:
