@@ -346,3 +346,73 @@ def test_acm_classifier_generic_checks_through_adapter(estimator, check):
 @parametrize_with_checks([ACMClassifier(order=2, lag=1, device="cpu")])
 def test_acm_classifier_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def _naive_logeuclid_features(covs, train):
+    """Log-Euclidean tangent space per fold, the slow way: scipy logm of every trial again for
+    every fold, the fold's train mean of the logs subtracted, pyRiemann's upper (the flat
+    log-Euclidean chart; pyRiemann's TangentSpace(logeuclid) also applies D exp, not used here)."""
+    import scipy.linalg
+    from pyriemann.utils.tangentspace import upper
+
+    logs = np.stack([np.real(scipy.linalg.logm(c)) for c in covs])
+    centre = np.mean([logs[i] for i in train], axis=0)
+    return upper(logs - centre)
+
+
+def test_shared_logeuclid_equals_naive_and_never_touches_inner_test_rows(monkeypatch):
+    """The shared mode's fold kernels equal the naive per-fold log-Euclidean tangent space to
+    1e-10, every fold centre is built from exactly the inner-train rows, and changing the
+    inner-test rows changes nothing in the training kernel."""
+    import torch
+
+    import neurodecode.models.acm_search as mod
+    from neurodecode.preprocessing.augmented import augmented_covariances
+
+    X, y = _hard_eeg()
+    splits = list(StratifiedKFold(4, shuffle=True, random_state=0).split(X, y))
+    covs = np.asarray(augmented_covariances(X, order=2, lag=2))
+    U = mod._upper(mod._spd_logm(torch.as_tensor(covs))).numpy()
+    gram = U @ U.T
+    for train, test in splits:
+        F = _naive_logeuclid_features(covs, train)
+        K_tr, K_te = mod._shared_fold_kernels(U, gram, mod._train_centre(U, train), train, test)
+        np.testing.assert_allclose(K_tr, F[train] @ F[train].T, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(K_te, F[test] @ F[train].T, rtol=0, atol=1e-10)
+        # inner-test rows replaced: centre and training kernel unchanged
+        U_alt = U.copy()
+        U_alt[test] = 1e3 * np.random.default_rng(0).standard_normal(U_alt[test].shape)
+        m_alt = mod._train_centre(U_alt, train)
+        np.testing.assert_array_equal(m_alt, mod._train_centre(U, train))
+        K_alt, _ = mod._shared_fold_kernels(U_alt, U_alt @ U_alt.T, m_alt, train, test)
+        np.testing.assert_allclose(K_alt, K_tr, rtol=0, atol=1e-9)
+
+    # spy: the fit centres every fold on exactly that fold's train rows, runs no Karcher
+    seen, karcher = [], []
+    real_centre = mod._train_centre
+
+    def spy_centre(U, train):
+        seen.append(np.sort(np.asarray(train)))
+        return real_centre(U, train)
+
+    monkeypatch.setattr(mod, "_train_centre", spy_centre)
+    monkeypatch.setattr(mod, "_karcher_tangent", lambda *a, **k: karcher.append(1))
+    fast = ACMGridSearch(orders=(1, 2), lags=(1, 2), Cs=(0.5, 1.0), cv=splits, device="cpu",
+                         inner_reference="shared_logeuclid").fit(X, y)
+    assert not karcher
+    expected = [np.sort(tr) for tr, _ in splits] * 4
+    assert len(seen) == len(expected)
+    for a, b in zip(seen, expected):
+        np.testing.assert_array_equal(a, b)
+    # fold scores equal the naive per-fold log-Euclidean tangent space + linear SVC
+    from sklearn.metrics import roc_auc_score
+    from sklearn.svm import SVC
+
+    i = fast.best_index_
+    p = fast.best_params_
+    covs = np.asarray(augmented_covariances(X, order=p["order"], lag=p["lag"]))
+    for k, (train, test) in enumerate(splits):
+        F = _naive_logeuclid_features(covs, train)
+        clf = SVC(kernel="linear", C=p["C"]).fit(F[train], y[train])
+        naive = roc_auc_score(y[test], clf.decision_function(F[test]))
+        assert abs(fast.cv_results_[f"split{k}_test_score"][i] - naive) < 1e-10

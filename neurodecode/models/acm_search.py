@@ -53,6 +53,7 @@ from ..riemann.tangentspace import _log_map, _upper
 __all__ = ["ACMClassifier", "ACMGridSearch", "tangent_vectors"]
 
 CLASSIFIERS = ("svm", "lr")
+INNER_REFERENCES = ("riemann", "logeuclid", "shared_logeuclid")
 
 
 def _device(device):
@@ -104,6 +105,24 @@ def _spd_logm(covs: torch.Tensor, rtol: float = 1e-12):
     if bool((w.min(-1).values <= rtol * w.max(-1).values.clamp_min(0)).any()):
         return None
     return (V * torch.log(w).unsqueeze(-2)) @ V.mT
+
+
+def _train_centre(U: np.ndarray, train) -> np.ndarray:
+    """Log-Euclidean centre of a fold: the mean of the inner-train rows of ``U`` (only those)."""
+    return U[train].mean(0)
+
+
+def _shared_fold_kernels(U, gram, m, train, test):
+    """Train and test Gram matrices of the features ``U - m`` from ``gram = U U'``.
+
+    ``(u_i - m)'(u_j - m) = G_ij - u_i'm - u_j'm + m'm``: only the rows that
+    are used are formed.
+    """
+    um = U @ m
+    mm = m @ m
+    K_tr = gram[np.ix_(train, train)] - um[train, None] - um[None, train] + mm
+    K_te = gram[np.ix_(test, train)] - um[test, None] - um[None, train] + mm
+    return K_tr, K_te
 
 
 def _binary_roc_auc(y_true, scores, positive) -> float:
@@ -314,7 +333,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         Any scikit-learn scorer.
     tol, maxiter : float, int
         Stopping rule of the Riemannian mean (pyRiemann's defaults).
-    inner_reference : {"riemann", "logeuclid"}, default="riemann"
+    inner_reference : {"riemann", "logeuclid", "shared_logeuclid"}, default="riemann"
         Tangent-space reference of the inner folds. "riemann": the
         affine-invariant mean of the inner-train ACMs, as MOABB's pipeline
         (exact). "logeuclid": their log-Euclidean mean, built from the cached
@@ -322,6 +341,13 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         (the Karcher iterations are skipped); an approximation for the
         *selection* only, several times cheaper on large grids. The final
         refit always uses the Riemannian mean.
+        "shared_logeuclid": log-Euclidean tangent space at the inner-train
+        log-Euclidean mean, i.e. features ``upper(log C_i) - mean_train
+        upper(log C_j)``: the per-trial logarithms are computed once per
+        (order, lag) and shared by every fold, and each fold's Gram matrix
+        is the all-trial Gram of the logs re-centred on the inner-train mean
+        (no eigendecomposition per fold, inner-test rows unused for the
+        centre). Also a selection-only approximation; refit as above.
     random_state : int or None, default=None
         Passed to the classifier.
     device : str or None, default=None
@@ -382,9 +408,9 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         _check_estimator(self.estimator)
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier={self.classifier!r}; choose one of {CLASSIFIERS}")
-        if self.inner_reference not in ("riemann", "logeuclid"):
-            raise ValueError(f"inner_reference={self.inner_reference!r}; choose 'riemann' or "
-                             "'logeuclid'")
+        if self.inner_reference not in INNER_REFERENCES:
+            raise ValueError(f"inner_reference={self.inner_reference!r}; choose one of "
+                             f"{INNER_REFERENCES}")
         orders = sorted({int(o) for o in self.orders})
         lags = sorted({int(lag) for lag in self.lags})
         Cs = [float(c) for c in self.Cs]
@@ -502,6 +528,8 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         log_covs = _spd_logm(covs)
         if log_covs is None:
             return out, "augmented covariances not positive definite"
+        if self.inner_reference == "shared_logeuclid":
+            return self._score_shared(_upper(log_covs), y, splits, Cs, scorer, out), ""
         for k, (train, test) in enumerate(splits):
             tr = torch.as_tensor(train, device=covs.device)
             rows = torch.as_tensor(np.concatenate([train, test]), device=covs.device)
@@ -530,6 +558,32 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
                     clf = _make_classifier("lr", C, self.random_state, False).fit(F[:n_tr], y_tr)
                     out[ci, k] = _fold_score(self.scoring, scorer, clf, F[n_tr:], y_te)
         return out, ""
+
+    def _score_shared(self, U, y, splits, Cs, scorer, out):
+        """Shared log-Euclidean scoring: ``U`` = upper(log C) of every trial, computed once.
+
+        The features of a fold are ``U - m`` with ``m`` the mean of the
+        inner-train rows of ``U`` (``upper`` is linear, so this is the
+        log-Euclidean tangent space at the inner-train log-Euclidean mean).
+        For the SVM the fold Gram is ``G - U m' - m U' + m'm`` from the one
+        all-trial Gram ``G = U U'``: a rank-2 update per fold.
+        """
+        U = U.cpu().numpy()
+        gram = U @ U.T if self.classifier == "svm" else None
+        for k, (train, test) in enumerate(splits):
+            m = _train_centre(U, train)
+            y_tr, y_te = y[train], y[test]
+            if self.classifier == "svm":
+                K_tr, K_te = _shared_fold_kernels(U, gram, m, train, test)
+                for ci, C in enumerate(Cs):
+                    clf = _make_classifier("svm", C, self.random_state, True).fit(K_tr, y_tr)
+                    out[ci, k] = _fold_score(self.scoring, scorer, clf, K_te, y_te)
+            else:
+                F_tr, F_te = U[train] - m, U[test] - m
+                for ci, C in enumerate(Cs):
+                    clf = _make_classifier("lr", C, self.random_state, False).fit(F_tr, y_tr)
+                    out[ci, k] = _fold_score(self.scoring, scorer, clf, F_te, y_te)
+        return out
 
     # ----------------------------------------------------------------- predict
     def transform(self, X):
