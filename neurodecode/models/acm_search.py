@@ -68,7 +68,7 @@ def tangent_vectors(covs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
 
 
 def _karcher_tangent(covs, init, tol, maxiter):
-    """Riemannian mean by Karcher iterations, with the tangent vectors there.
+    r"""Riemannian mean by Karcher iterations, with the tangent vectors there.
 
     The iteration, adaptive step (start 1; x0.95 while the step norm
     decreases, x0.5 otherwise) and stopping rule (:math:`\|J\|_F \le` ``tol``
