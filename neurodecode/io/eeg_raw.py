@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..trials import Trials
-from .ieeg import _channel_positions, check_edf_structure
+from .ieeg import _channel_positions, check_edf_structure, edf_size_check
 
 __all__ = ["read_raw_eeg", "raw_to_epochs_trials", "SUPPORTED_FORMATS", "check_fif_structure",
            "check_bdf_structure", "check_brainvision_structure"]
@@ -57,37 +57,10 @@ def _format_of(path: Path) -> str:
 # ------------------------------------------------------------- structure checks
 def check_bdf_structure(path) -> None:
     """BDF (24-bit EDF) header vs file size; `DataError` when truncated or padded."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(256)
-        if len(head) < 256:
-            raise DataError(f"only {size} bytes: shorter than a BDF header (256 bytes)", path)
-        try:
-            header_bytes = int(head[184:192].strip())
-            n_records = int(head[236:244].strip())
-            n_signals = int(head[252:256].strip())
-        except ValueError:
-            raise DataError("the BDF header fields (header size, records, signals) are not numbers",
-                            path) from None
-        if n_signals <= 0 or header_bytes != 256 * (n_signals + 1):
-            raise DataError(f"BDF header says {header_bytes} header bytes for {n_signals} signals "
-                            f"(expected {256 * (n_signals + 1)})", path)
-        f.seek(256 + n_signals * 216)
-        field = f.read(8 * n_signals)
-    try:
-        samples = [int(field[8 * i:8 * i + 8].strip()) for i in range(n_signals)]
-    except ValueError:
-        raise DataError("the BDF header's samples-per-record fields are not numbers", path) from None
-    if n_records < 0:
-        return
-    expected = header_bytes + n_records * 3 * sum(samples)
-    if size < expected:
+    size, expected, n_records = edf_size_check(path, "BDF", 3)
+    if n_records >= 0 and size > expected:
         raise DataError(f"file has {size} bytes but its header announces {expected} "
-                        f"({n_records} records): the file is truncated", path)
-    if size > expected:
-        raise DataError(f"file has {size} bytes but its header announces {expected} "
-                        f"({n_records} records): extra bytes (damaged or converted copy)", path)
+                        f"({n_records} records): extra bytes (damaged or converted copy)", Path(path))
 
 
 def check_fif_structure(path) -> None:

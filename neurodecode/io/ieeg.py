@@ -106,6 +106,47 @@ def read_electrodes_tsv(path, *, units: str = "m") -> pd.DataFrame:
     return out
 
 
+def edf_size_check(path, fmt: str = "EDF", bytes_per_sample: int = 2):
+    """Parse an EDF-family header; return ``(file size, size the header announces, n_records)``.
+
+    EDF stores 2 bytes per sample, BDF 3; the header layout is the same.
+    ``n_records`` is negative while a file is still being recorded.
+
+    Raises
+    ------
+    DataError
+        The header is too short, its fields are not numbers, or its header
+        size does not match its number of signals.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(256)
+        if len(head) < 256:
+            raise DataError(f"only {size} bytes: shorter than an {fmt} header (256 bytes)", path)
+        try:
+            header_bytes = int(head[184:192].strip())
+            n_records = int(head[236:244].strip())
+            n_signals = int(head[252:256].strip())
+        except ValueError:
+            raise DataError(f"the {fmt} header fields (header size, records, signals) are not numbers",
+                            path) from None
+        if n_signals <= 0 or header_bytes != 256 * (n_signals + 1):
+            raise DataError(f"{fmt} header says {header_bytes} header bytes for {n_signals} signals "
+                            f"(expected {256 * (n_signals + 1)})", path)
+        f.seek(256 + n_signals * 216)
+        field = f.read(8 * n_signals)
+    try:
+        samples = [int(field[8 * i:8 * i + 8].strip()) for i in range(n_signals)]
+    except ValueError:
+        raise DataError(f"the {fmt} header's samples-per-record fields are not numbers", path) from None
+    expected = header_bytes + n_records * bytes_per_sample * sum(samples)
+    if 0 <= n_records and size < expected:
+        raise DataError(f"file has {size} bytes but its header announces {expected} "
+                        f"({n_records} records): the file is truncated", path)
+    return size, expected, n_records
+
+
 def check_edf_structure(path) -> None:
     """Check an EDF file's size against its header before MNE reads it.
 
@@ -120,32 +161,9 @@ def check_edf_structure(path) -> None:
         The header cannot be parsed or the size does not match it.
     """
     path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(256)
-        if len(head) < 256:
-            raise DataError(f"only {size} bytes: shorter than an EDF header (256 bytes)", path)
-        try:
-            header_bytes = int(head[184:192].strip())
-            n_records = int(head[236:244].strip())
-            n_signals = int(head[252:256].strip())
-        except ValueError:
-            raise DataError("the EDF header fields (header size, records, signals) are not numbers", path) from None
-        if n_signals <= 0 or header_bytes != 256 * (n_signals + 1):
-            raise DataError(f"EDF header says {header_bytes} header bytes for {n_signals} signals "
-                            f"(expected {256 * (n_signals + 1)})", path)
-        f.seek(256 + n_signals * 216)
-        field = f.read(8 * n_signals)
-    try:
-        samples = [int(field[8 * i:8 * i + 8].strip()) for i in range(n_signals)]
-    except ValueError:
-        raise DataError("the EDF header's samples-per-record fields are not numbers", path) from None
+    size, expected, n_records = edf_size_check(path, "EDF", 2)
     if n_records < 0:
         return  # still being recorded: nothing to compare
-    expected = header_bytes + n_records * 2 * sum(samples)
-    if size < expected:
-        raise DataError(f"file has {size} bytes but its header announces {expected} "
-                        f"({n_records} records): the file is truncated", path)
     if size > expected:
         # only read the whole file when the size is already wrong
         crlf = path.read_bytes().count(b"\r\n")
