@@ -139,6 +139,17 @@ def covariance_grid_timing(X, orders, lags, repeats=3):
     return statistics.median(t_ref), statistics.median(t_ours)
 
 
+
+def _time_shared(args, cv, X, y):
+    """Fit the shared log-Euclidean grid search ``args.repeats`` times; (last fit, times, median)."""
+    times = []
+    for _ in range(args.repeats):
+        t0 = _clock()
+        shared = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu",
+                               inner_reference="shared_logeuclid").fit(X, y)
+        times.append(_clock() - t0)
+    return shared, times, statistics.median(times)
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=("physionet", "sim"), default="physionet")
@@ -180,13 +191,7 @@ def main(argv=None):
         return out
 
     if args.shared_only:  # only the shared log-Euclidean mode (no exact, no MOABB)
-        shared_times = []
-        for _ in range(args.repeats):
-            t0 = _clock()
-            shared = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu",
-                                   inner_reference="shared_logeuclid").fit(X, y)
-            shared_times.append(_clock() - t0)
-        t_shared = statistics.median(shared_times)
+        shared, shared_times, t_shared = _time_shared(args, cv, X, y)
         print(f"shared_logeuclid: {t_shared:.2f} s (median of {args.repeats}: "
               f"{', '.join(f'{t:.2f}' for t in shared_times)}), best {shared.best_params_} "
               f"score {shared.best_score_:.4f}", flush=True)
@@ -216,13 +221,7 @@ def main(argv=None):
                ours_score=ours.best_score_, logeuclid_time=t_fast,
                logeuclid_best=fast.best_params_, logeuclid_score=fast.best_score_)
     # shared log-Euclidean mode: per-trial logs once per (order, lag), no per-fold eigh
-    shared_times = []
-    for _ in range(args.repeats):
-        t0 = _clock()
-        shared = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu",
-                               inner_reference="shared_logeuclid").fit(X, y)
-        shared_times.append(_clock() - t0)
-    t_shared = statistics.median(shared_times)
+    shared, shared_times, t_shared = _time_shared(args, cv, X, y)
     print(f"neurodecode ACMGridSearch(inner_reference='shared_logeuclid'): {t_shared:.2f} s "
           f"(median of {args.repeats}: {', '.join(f'{t:.2f}' for t in shared_times)}; incl. the "
           f"exact Riemannian refit), best {shared.best_params_} score {shared.best_score_:.4f}",
