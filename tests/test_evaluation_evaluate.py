@@ -267,3 +267,29 @@ def test_fmri_ragged_scans_leave_site_out_with_store(tmp_path):
     again = evaluate({"corr-lr": pipe}, t, split="leave-site-out", scoring="accuracy", progress=False,
                      store=tmp_path / "r.sqlite")
     pd.testing.assert_frame_equal(again, df)
+
+
+class NeverPickledScaler(TransformerMixin, BaseEstimator):
+    """A harmless transformer used only by the test below, so its class is first pickled during `evaluate`."""
+
+    def fit(self, X, y=None):
+        self.mean_ = np.asarray(X).mean(axis=0)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) - self.mean_
+
+
+def test_first_pickle_of_a_class_during_fit_is_not_a_leak(sim, tmp_path):
+    # A Pipeline with a joblib ``memory`` pickles its steps inside fit(); the
+    # first pickling of a class makes copyreg cache ``__slotnames__`` on it.
+    # That is Python bookkeeping, not fitted state, and must not be flagged,
+    # while a real class-level memory still is (test_class_level_memory_is_caught).
+    from sklearn.pipeline import Pipeline
+
+    assert "__slotnames__" not in vars(NeverPickledScaler)
+    t = _shuffled_features(sim)
+    pipe = Pipeline([("centre", NeverPickledScaler()), ("lr", LogisticRegression())], memory=str(tmp_path))
+    df = evaluate(pipe, t, split="leave-subject-out", scoring="accuracy", progress=False)
+    assert "__slotnames__" in vars(NeverPickledScaler)  # the case above did happen during evaluate
+    assert len(df) == t.meta["subject"].nunique()

@@ -182,6 +182,11 @@ def _class_state(est) -> dict:
     seen, labels it was fitted on) shares it with all its clones, so a later
     fold can look up test rows that an earlier fold trained on. Instances
     cannot be inspected for that; the class dictionaries can.
+
+    Dunder attributes (``__slotnames__``, ``__abstractmethods__``, ...) are
+    skipped: they are Python's own bookkeeping, e.g. copyreg caches
+    ``__slotnames__`` on a class the first time one of its instances is
+    pickled (a Pipeline with a joblib ``memory`` pickles its steps in fit).
     """
     import pickle
 
@@ -191,6 +196,8 @@ def _class_state(est) -> dict:
             if cls is object or cls.__module__.startswith(_LIBRARY_MODULES):
                 continue
             for attr, val in vars(cls).items():
+                if attr.startswith("__") and attr.endswith("__"):
+                    continue
                 if isinstance(val, (dict, list, set, bytearray, np.ndarray)):
                     try:
                         blob = pickle.dumps(val, protocol=4)
