@@ -286,3 +286,39 @@ def test_connectivity_pipelines_leave_site_out_on_simulated_sites():
     assert len(df) == 9 and df["score"].between(0, 1).all()
     # The planted effect is decodable across sites with and without confound removal.
     assert df.groupby("pipeline")["score"].mean().min() > 0.6
+
+
+def test_development_child_vs_adult_tangent_next_to_nilearn():
+    """Development fMRI (155 subjects, BASC-64): child vs adult with the registered ``conn-tangent-svm``
+    and with nilearn ConnectivityMeasure(tangent) + LinearSVC, side by side on the same five folds
+    (SOURCE.md's procedure: StratifiedKFold(5, shuffle, random_state=0), tangent fitted per training fold)."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import LinearSVC
+
+    from neurodecode.io.fmri_roi import load_development_fmri
+    from neurodecode.pipelines import make_pipeline
+
+    require_dataset("development_fmri", "development_fmri_basc064_timeseries.npz")
+    t = load_development_fmri()
+    X = [np.asarray(x, dtype=np.float64) for x in t.X]
+    y = np.asarray(t.y)
+    assert len(X) == 155 and X[0].shape == (64, 168) and int(y.sum()) == 33  # 33 adults
+    ours_acc, ref_acc = [], []
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y):
+        est = make_pipeline("conn-tangent-svm").fit([X[i] for i in train], y[train])
+        ours_pred = est.predict([X[i] for i in test])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nilearn warns when its mean hits max_iter
+            cm = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
+            ref_train = cm.fit_transform([X[i].T for i in train])
+            ref_test = cm.transform([X[i].T for i in test])
+        # Features equal to nilearn's (1e-8), so the same classifier makes the same predictions.
+        ours_test = est.named_steps["connectivity"].transform([X[i] for i in test])
+        np.testing.assert_allclose(ours_test, ref_test, rtol=0, atol=1e-8 * np.abs(ref_test).max())
+        ref_pred = LinearSVC(C=1.0, max_iter=100000).fit(ref_train, y[train]).predict(ref_test)
+        np.testing.assert_array_equal(ours_pred, ref_pred)
+        ours_acc.append(np.mean(ours_pred == y[test]))
+        ref_acc.append(np.mean(ref_pred == y[test]))
+    assert np.mean(ours_acc) == np.mean(ref_acc)
+    # Far above the majority class (122/155 = 0.787): the tangent features separate children from adults.
+    assert np.mean(ours_acc) > 0.95
