@@ -27,9 +27,21 @@ in a plain scikit-learn loop over ``LeaveOneGroupOut(site)``. Correlation
 always; tangent (771 s in SOURCE.md) with ``--reference-tangent``.
 Target: ours within 0.01 of the reference (SOURCE.md: corr 0.6310, tangent 0.6282).
 
+``conn-*-combat-lr`` (registered): ``ComBatHarmonizer(covariates=(age,
+sex), unseen_site="estimate")`` instead of the regression. With
+``--site-variance``, the fraction of feature variance explained by site in
+each training fold, before and after ComBat / confound regression.
+
+The tangent folds (a geometric mean of ~830 111x111 covariances per fold)
+take minutes each on the shared machine: ``--held-out`` runs a few held-out
+sites at a time (same folds, same store keys as a full run), and the joblib
+``memory`` shares each fold's fitted connectivity between the variants and
+with ``--site-variance``.
+
 Run::
 
     python benchmarks/real_abide.py                      # full, nilearn tangent reference off
+    python benchmarks/real_abide.py --kinds tangent --held-out CALTECH,CMU  # two tangent folds
     python benchmarks/real_abide.py --reference-tangent  # + the slow nilearn tangent reference
     python benchmarks/real_abide.py --quick              # 4 sites
 """
@@ -39,6 +51,7 @@ from __future__ import annotations
 import real_common as rc  # first: sets the thread variables before numpy is imported
 
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -87,8 +100,14 @@ def confounds_available() -> bool:
     return True
 
 
-def reference(trials, kind):
-    """nilearn ConnectivityMeasure + sklearn, LeaveOneGroupOut over sites; per-site accuracy."""
+def reference(trials, kind, held_out=None, cache_csv=None):
+    """nilearn ConnectivityMeasure + sklearn, LeaveOneGroupOut over sites; per-site accuracy.
+
+    ``held_out``: only the folds holding out these sites (each still trained
+    on all the other sites). ``cache_csv``: per-site rows already computed are
+    read from it and new ones appended, so the slow tangent reference can run
+    in chunks.
+    """
     from nilearn.connectome import ConnectivityMeasure
     from sklearn.model_selection import LeaveOneGroupOut
     from sklearn.pipeline import make_pipeline
@@ -98,10 +117,20 @@ def reference(trials, kind):
     series = [np.asarray(x, dtype=np.float64).T for x in trials.X]  # nilearn: (n_times, n_rois)
     y = np.asarray(trials.y)
     sites = trials.meta["site"].to_numpy()
+    done = {}
+    if cache_csv is not None and Path(cache_csv).exists():
+        done = {r["site"]: r for r in pd.read_csv(cache_csv).to_dict("records")}
     if kind == "correlation":  # stateless: computed once, as in SOURCE.md
         feats = ConnectivityMeasure(kind=kind, vectorize=True, discard_diagonal=True).fit_transform(series)
     rows = []
     for train, test in LeaveOneGroupOut().split(series, y, sites):
+        site = sites[test[0]]
+        if held_out is not None and site not in held_out:
+            continue
+        if site in done:
+            rows.append(done[site])
+            continue
+        f0 = time.perf_counter()
         if kind == "correlation":
             f_train, f_test = feats[train], feats[test]
         else:
@@ -110,8 +139,62 @@ def reference(trials, kind):
             f_test = cm.transform([series[i] for i in test])
         clf = make_pipeline(StandardScaler(), lr()).fit(f_train, y[train])
         pred = clf.predict(f_test)
-        rows.append({"site": sites[test[0]], "n_test": len(test), "accuracy": float(np.mean(pred == y[test]))})
+        rows.append({"site": site, "n_test": len(test), "accuracy": float(np.mean(pred == y[test])),
+                     "fold_seconds": time.perf_counter() - f0})
+        if cache_csv is not None:
+            pd.DataFrame(list(done.values()) + [r for r in rows if r["site"] not in done]).to_csv(
+                cache_csv, index=False)
+        print(f"[reference {kind}] {site}: {rows[-1]['accuracy']:.4f} ({rows[-1]['fold_seconds']:.0f} s)",
+              flush=True)
     return pd.DataFrame(rows), time.perf_counter() - t0
+
+
+def site_variance(trials, kind, memory, held_out=None, cache_csv=None):
+    """Fraction of feature variance explained by site, before and after harmonisation, per training fold.
+
+    For each leave-site-out fold, the connectivity is the one the pipeline
+    ``conn-<kind>-lr`` fitted on that fold's training sites (the identical
+    ``Pipeline.fit`` call, so the joblib ``memory`` returns the fold's fitted
+    step instead of recomputing the tangent mean). On the training rows:
+    site R² of the raw features, after ``ComBatHarmonizer(covariates=(age,
+    sex))`` and after ``ConfoundRegressor(site, age, sex, mean_fd)``, each
+    fitted on those training rows. The held-out site's rows are transformed
+    with the fold's fitted steps (ComBat estimates the unseen site from its
+    own unlabeled rows, as the pipeline does).
+    """
+    from neurodecode.preprocessing.confounds import ComBatHarmonizer, ConfoundRegressor, variance_explained
+
+    X, y, meta = trials.X, np.asarray(trials.y), trials.meta
+    site = meta["site"].to_numpy()
+    done = {}
+    if cache_csv is not None and Path(cache_csv).exists():
+        done = {r["site"]: r for r in pd.read_csv(cache_csv).to_dict("records")}
+    rows = []
+    for s in sorted(set(site)):
+        if held_out is not None and s not in held_out:
+            continue
+        if s in done:
+            rows.append(done[s])
+            continue
+        f0 = time.perf_counter()
+        train, test = np.flatnonzero(site != s), np.flatnonzero(site == s)
+        pipe = ours(kind, memory=memory).fit([X[i] for i in train], y[train])
+        conn = pipe.named_steps["connectivity"]
+        f_train = conn.transform([X[i] for i in train])
+        m_train = meta.iloc[train].reset_index(drop=True)
+        r = {"site": s, "kind": kind, "n_train": len(train),
+             "train_raw": variance_explained(f_train, m_train["site"])}
+        for label, step in [("combat", ComBatHarmonizer(covariates=("age", "sex"), unseen_site="estimate")),
+                            ("confound", ConfoundRegressor(confounds=CONFOUNDS))]:
+            r[f"train_{label}"] = variance_explained(step.fit_transform(f_train, meta=m_train), m_train["site"])
+        r["fold_seconds"] = time.perf_counter() - f0
+        rows.append(r)
+        if cache_csv is not None:
+            pd.DataFrame(list(done.values()) + [q for q in rows if q["site"] not in done]).to_csv(
+                cache_csv, index=False)
+        print(f"[site variance {kind}] fold {s}: raw {r['train_raw']:.4f} combat {r['train_combat']:.4f} "
+              f"confound {r['train_confound']:.4f} ({r['fold_seconds']:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
 
 
 def site_summary(df):
@@ -126,7 +209,16 @@ def site_summary(df):
 
 def main(argv=None):
     p = rc.base_parser(__doc__, "real_abide")
-    p.add_argument("--sites", default=None, help="comma-separated SITE_IDs (default: all 20)")
+    p.add_argument("--sites", default=None,
+                   help="comma-separated SITE_IDs: load only these sites (a smaller data set; default: all 20)")
+    p.add_argument("--held-out", default=None,
+                   help="comma-separated SITE_IDs: all 20 sites are loaded, only the folds holding out these "
+                        "sites are run (the same stored folds as a full run: run the slow tangent folds in chunks)")
+    p.add_argument("--variants", default="plain,confound,combat",
+                   help="plain (conn-*-lr), confound (ConfoundRegressor) and/or combat (ComBatHarmonizer)")
+    p.add_argument("--site-variance", action="store_true",
+                   help="also the per-fold fraction of feature variance explained by site, before/after "
+                        "harmonisation (reuses each fold's fitted connectivity from the joblib cache)")
     p.add_argument("--kinds", default="correlation,tangent")
     p.add_argument("--reference-tangent", action="store_true",
                    help="also run nilearn's tangent reference (slow: ~771 s in SOURCE.md)")
@@ -156,7 +248,11 @@ def main(argv=None):
 
     kinds = args.kinds.split(",")
     short = {"correlation": "corr", "tangent": "tangent"}
-    memory = None if args.cache_dir.lower() == "none" else args.cache_dir
+    memory = None if args.cache_dir.lower() == "none" else rc.checkout_memory(args.cache_dir)
+    held_out = args.held_out.split(",") if args.held_out else None
+    if held_out and sites is not None:
+        p.error("--held-out runs folds of the full 20-site data: do not combine it with --sites/--quick")
+    variants = args.variants.split(",")
     registered = set(list_pipelines("fmri"))
     pipes, origin = {}, {}
 
@@ -170,12 +266,17 @@ def main(argv=None):
             pipes[name] = ours(kind, confounds=confounds, memory=memory)
             origin[name] = "local equivalent (not registered in this checkout)"
 
-    for k in kinds:
-        add(f"conn-{short[k]}-lr", k, False)
+    if "plain" in variants:
+        for k in kinds:
+            add(f"conn-{short[k]}-lr", k, False)
     if not args.no_confounds:
         if confounds_available():
             for k in kinds:
-                add(f"conn-{short[k]}-confound-lr", k, True)
+                if "confound" in variants:
+                    add(f"conn-{short[k]}-confound-lr", k, True)
+                if "combat" in variants:  # registered only (ComBatHarmonizer step)
+                    if f"conn-{short[k]}-combat-lr" in registered:
+                        add(f"conn-{short[k]}-combat-lr", k, None)
         else:
             report.section("Confound removal: skipped",
                            "neurodecode.preprocessing.confounds.ConfoundRegressor is not in this checkout.")
@@ -186,7 +287,11 @@ def main(argv=None):
                 origin[name] = "registry"
     report.section("Pipelines", "\n".join(f"* `{k}`: {v}; `{pipes[k]}`" for k, v in origin.items()))
 
-    df, wall = rc.run_eval(pipes, trials, "leave-site-out", args, scoring="accuracy")
+    split = ("leave-site-out" if held_out is None
+             else rc.held_out_subset_split("site", held_out, "leave-site-out"))
+    df, wall = rc.run_eval(pipes, trials, split, args, scoring="accuracy")
+    df = df.sort_values(["pipeline", "site"], key=lambda c: c.map(
+        {n: i for i, n in enumerate(pipes)}) if c.name == "pipeline" else c).reset_index(drop=True)
     if args.report_only:
         done = df.groupby("pipeline")["fold"].nunique().to_dict()
         report.section("Report from the store only", f"folds found per pipeline: {done} (of 20 sites)")
@@ -200,7 +305,7 @@ def main(argv=None):
     # paired tests over sites (the fold unit here)
     by_site = df.assign(subject=df["site"])
     pairs = []
-    wanted = [(f"conn-{short[k]}-confound-lr", f"conn-{short[k]}-lr") for k in kinds]
+    wanted = [(f"conn-{short[k]}-{v}-lr", f"conn-{short[k]}-lr") for k in kinds for v in ("confound", "combat")]
     if len(kinds) == 2:
         wanted.append(("conn-tangent-lr", "conn-corr-lr"))
     for a, b in wanted:
@@ -233,7 +338,9 @@ def main(argv=None):
         ref_kinds = [k for k in kinds if k == "correlation" or args.reference_tangent]
         comp = []
         for k in ref_kinds:
-            ref, ref_wall = reference(trials, k)
+            ref, ref_wall = reference(trials, k, held_out=held_out,
+                                      cache_csv=Path(rc.store_arg(args) or "").parent /
+                                      f"abide_reference_{short[k]}.csv" if rc.store_arg(args) else None)
             mine = df[df["pipeline"] == f"conn-{short[k]}-lr"].set_index("site")["score"]
             ref = ref.set_index("site")
             ref["neurodecode"] = mine.reindex(ref.index)
@@ -247,6 +354,27 @@ def main(argv=None):
         comp = pd.DataFrame(comp)
         report.section("Reference: nilearn ConnectivityMeasure + sklearn on the same folds", rc.fmt_table(comp))
         report.csv(comp, "reference")
+    if args.site_variance:
+        if memory is None or sites is not None:
+            p.error("--site-variance needs the joblib cache and all 20 sites")
+        store_dir = Path(rc.store_arg(args) or rc.RESULTS / "store").parent
+        sv = []
+        for k in kinds:
+            t_sv = time.perf_counter()
+            part = site_variance(trials, k, memory, held_out=held_out,
+                                 cache_csv=store_dir / f"abide_site_variance_{short[k]}.csv")
+            print(f"[site variance {k}] {time.perf_counter() - t_sv:.0f} s", flush=True)
+            sv.append(part)
+        sv = pd.concat(sv, ignore_index=True)
+        report.csv(sv, "site_variance_folds")
+        agg = sv.groupby("kind", sort=False).agg(
+            n_folds=("site", "size"), raw_mean=("train_raw", "mean"), raw_min=("train_raw", "min"),
+            raw_max=("train_raw", "max"), combat_mean=("train_combat", "mean"),
+            combat_max=("train_combat", "max"), confound_mean=("train_confound", "mean"),
+            confound_max=("train_confound", "max")).reset_index()
+        report.section("Fraction of feature variance explained by site (training rows of each fold, mean over "
+                       "features of the one-way R²; harmonisation fitted on those rows)", rc.fmt_table(agg))
+        report.csv(agg, "site_variance")
     report.finish()
 
 
