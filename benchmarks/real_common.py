@@ -350,8 +350,11 @@ def _split_classes():
         name = "leave-subject-out"
         uses_labels = True
 
-        def __init__(self, random_state=0):
+        def __init__(self, random_state=0, test_subjects=None):
             super().__init__("subject", random_state)
+            # private (not in params(), so not in the store key): running a subset of the
+            # folds does not change any fold's training set, hence not its key
+            self._test_subjects = None if test_subjects is None else {str(s) for s in test_subjects}
 
         def _folds(self, trials):
             y = np.asarray(trials.y)
@@ -360,6 +363,8 @@ def _split_classes():
             for g in sorted_values(values):
                 test = values == g
                 if len(np.unique(y[test])) < n_classes:
+                    continue
+                if self._test_subjects is not None and _label(g) not in self._test_subjects:
                     continue
                 yield np.flatnonzero(~test), np.flatnonzero(test), {"fold": f"subject={_label(g)}"}
 
@@ -370,5 +375,6 @@ def cv_split(cv, group_column=None):
     return _split_classes()[0](cv, group_column)
 
 
-def loso_scorable():
-    return _split_classes()[1]()
+def loso_scorable(test_subjects=None):
+    """`LeaveSubjectOutScorable`; ``test_subjects`` (labels) restricts which folds run, not their keys."""
+    return _split_classes()[1](test_subjects=test_subjects)

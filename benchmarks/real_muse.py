@@ -33,7 +33,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-TASKS = {"cue": ["cov-ts-lr", "recentered-cov-ts-lr"],
+TASKS = {"cue": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr"],
          "target": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr"]}
 SOURCE_REF = {"cue": "0.487 ± 0.068 (Cov(oas)+TS+LR, 66 subjects; at chance)",
               "target": "0.587 ± 0.129 (Cov(oas)+TS+LR), 0.586 ± 0.124 (XdawnCovariances+TS+LR)"}
@@ -44,6 +44,12 @@ def main(argv=None):
     p = rc.base_parser(__doc__, "real_muse")
     p.add_argument("--tasks", default="cue,target")
     p.add_argument("--subjects", default=None, help="comma-separated subject numbers (default: all)")
+    p.add_argument("--pipelines", default=None,
+                   help="comma-separated subset of each task's pipelines (default: all of them)")
+    p.add_argument("--test-subjects", default=None,
+                   help="run only the leave-subject-out folds of these subjects (comma-separated numbers), "
+                        "still training on every loaded subject: the store keys do not change, so chunks "
+                        "of test subjects add up to the full run")
     args = p.parse_args(argv)
     rc.limit_threads()
 
@@ -51,6 +57,8 @@ def main(argv=None):
 
     subjects = ([int(s) for s in args.subjects.split(",")] if args.subjects
                 else (QUICK_SUBJECTS if args.quick else None))
+    test_subjects = ([f"subject{int(s)}" for s in args.test_subjects.split(",")]
+                     if args.test_subjects else None)
     report = rc.Report("real_muse", args)
     for task in args.tasks.split(","):
         t0 = time.perf_counter()
@@ -59,10 +67,16 @@ def main(argv=None):
         report.section(f"{task}: data", f"X {tuple(np.shape(trials.X))}, {trials.meta['subject'].nunique()} "
                        f"subjects, labels {dict(pd.Series(trials.y).value_counts())}; load {load_s:.1f} s. "
                        f"SOURCE.md reference: {SOURCE_REF[task]}.")
-        pipes, missing = rc.resolve_pipelines(TASKS[task])
+        names = TASKS[task]
+        if args.pipelines:
+            wanted = args.pipelines.split(",")
+            names = [n for n in names if n in wanted]
+            if not names:
+                continue
+        pipes, missing = rc.resolve_pipelines(names)
         if missing:
             report.section(f"{task}: skipped", f"not registered in this checkout: {', '.join(missing)}")
-        df, wall = rc.run_eval(pipes, trials, rc.loso_scorable(), args, scoring="roc_auc",
+        df, wall = rc.run_eval(pipes, trials, rc.loso_scorable(test_subjects), args, scoring="roc_auc",
                                datasets_name=f"muse-{task}")
         summary = rc.summarize(df)
         report.section(f"{task}: held-out ROC-AUC (mean ± sd over subjects; chance bound of the pooled AUC)",

@@ -37,7 +37,11 @@ class DatasetInfo:
     modality : str
         ``eeg``, ``ieeg`` or ``fmri``.
     n_subjects : int
-        Subjects in the local copy the loader reads.
+        Subjects in what the loader returns with its default arguments.
+    subjects_per_task : dict
+        ``{task: subjects}`` when the loader's ``task`` argument changes how
+        many subjects have trials (Muse: a subject without a usable cue epoch
+        still has target epochs); empty otherwise.
     description : str
         One line.
     loader : str
@@ -62,6 +66,14 @@ class DatasetInfo:
     card: str = ""
     marker: str = ""
     defaults: dict = field(default_factory=dict)
+    subjects_per_task: dict = field(default_factory=dict)
+
+    @property
+    def subjects_text(self) -> str:
+        """Subject count(s) as listed: ``"871"``, or ``"cue 66, target 67"`` per task."""
+        if self.subjects_per_task:
+            return ", ".join(f"{task} {n}" for task, n in self.subjects_per_task.items())
+        return str(self.n_subjects)
 
     @property
     def path(self) -> Path | None:
@@ -104,13 +116,18 @@ def get_dataset(name: str) -> DatasetInfo:
 
 
 def list_datasets() -> pd.DataFrame:
-    """One row per registered dataset: name, modality, subjects, availability, path, source."""
+    """One row per registered dataset: name, modality, subjects, availability, path, source.
+
+    ``subjects`` is text, per task where the task changes it (``"cue 66, target 67"``);
+    ``n_subjects`` is the number for the loader's default arguments.
+    """
     rows = []
     for info in _REGISTRY.values():
         rows.append({
             "name": info.name,
             "modality": info.modality,
-            "subjects": info.n_subjects,
+            "subjects": info.subjects_text,
+            "n_subjects": info.n_subjects,
             "available": info.is_available(),
             "path": "(simulated)" if info.simulated else str(info.path),
             "source": info.source or "(simulated)",
@@ -149,11 +166,13 @@ def _register_builtin():
             marker="MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf",
         ),
         DatasetInfo(
-            "muse-cueing", "eeg", 67,
+            "muse-cueing", "eeg", 66,
             "NeuroTechX eeg-notebooks visual cueing study, Muse 4-channel (cue L/R or target vs pre-cue)",
             "neurodecode.io.muse:load_muse_cueing", folder="eeg_notebooks_muse",
             source="https://github.com/NeuroTechX/eeg-notebooks_v0.1", card="muse-cueing.md",
             marker="index.csv",
+            # subject1311's only usable recording holds one cue marker: no cue epoch, one pre-cue epoch
+            subjects_per_task={"cue": 66, "target": 67},
         ),
         DatasetInfo(
             "mne-ecog", "ieeg", 1, "MNE misc ECoG recording (78 ch, 64 with positions), seizure onset annotated",

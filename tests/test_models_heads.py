@@ -140,6 +140,21 @@ def test_graph_mask_restricts_attention():
     assert not torch.allclose(mb.forward_features(x)[:, :P], mb.forward_features(x2)[:, :P])
 
 
+
+def test_encode_token_pooling():
+    # pool="token" is the per-token mean of the patch latents, in token order; its mean
+    # over tokens is the global mean pool
+    torch.manual_seed(0)
+    m = TokenMAE(4, 32, 8, 16, 1, 2, decoder_dim=8).eval()
+    x = torch.randn(3, 4, 32)
+    z = m.forward_features(x)  # (3, 4 tokens * 4 patches, 16)
+    tok = m.encode(x, pool="token")
+    assert tok.shape == (3, 4 * 16)
+    torch.testing.assert_close(tok[:, 16:32], z[:, 4:8].mean(dim=1))  # token 1 = patches 4..7
+    torch.testing.assert_close(tok.reshape(3, 4, 16).mean(dim=1), m.encode(x))
+    with pytest.raises(ValueError, match="pool"):
+        m.encode(x, pool="max")
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="mask_ratio"):
         TokenMAE(4, 32, 8, mask_ratio=1.0)

@@ -28,8 +28,8 @@ positions, the encoder's own latents of the unmasked input (computed without
 gradient), as in data2vec-style targets.
 
 The encoder is a feature extractor: `TokenMAE.encode` returns the mean over
-all patch latents (no masking) — input for a linear probe — and
-`MAEClassifierModule` puts a linear head on it for full fine-tuning.
+all patch latents (no masking; ``pool="token"``: per token) — input for a
+linear probe — and `MAEClassifierModule` puts a linear head on it for full fine-tuning.
 
 Examples
 --------
@@ -37,8 +37,8 @@ Examples
 >>> from neurodecode.models.mae import TokenMAE
 >>> m = TokenMAE(n_tokens=6, n_times=40, patch_size=10, embed_dim=16, depth=1, n_heads=2)
 >>> x = torch.randn(3, 6, 40)
->>> m.training_loss({"x": x}).shape, m.encode(x).shape
-(torch.Size([]), torch.Size([3, 16]))
+>>> m.training_loss({"x": x}).shape, m.encode(x).shape, m.encode(x, pool="token").shape
+(torch.Size([]), torch.Size([3, 16]), torch.Size([3, 96]))
 """
 
 from __future__ import annotations
@@ -241,9 +241,21 @@ class TokenMAE(nn.Module):
         keep = torch.arange(emb.shape[1], device=emb.device).expand(emb.shape[0], -1)
         return self._encode_positions(emb, keep)
 
-    def encode(self, x):
-        """Mean-pooled latent per trial, ``(n, embed_dim)``: the feature extractor."""
-        return self.forward_features(x).mean(dim=1)
+    def encode(self, x, pool="mean"):
+        """Pooled latents per trial: the feature extractor.
+
+        ``pool="mean"``: mean over every patch, ``(n, embed_dim)``.
+        ``pool="token"``: mean over each token's patches, concatenated in token
+        order, ``(n, n_tokens * embed_dim)``. It keeps which region carries what
+        (e.g. an ROI's connectivity profile), which the global mean averages away.
+        """
+        z = self.forward_features(x)
+        if pool == "mean":
+            return z.mean(dim=1)
+        if pool == "token":
+            # token-major layout: (n, n_tokens, n_patches, D)
+            return z.reshape(z.shape[0], self.n_tokens, self.n_patches, -1).mean(dim=2).flatten(1)
+        raise ValueError(f"pool={pool!r}: expected 'mean' or 'token'")
 
     def forward(self, x, mask=None):
         """Reconstruct patches. Returns ``(pred, target, mask)`` (all ``(n, L, ...)``)."""

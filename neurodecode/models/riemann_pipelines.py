@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from ..preprocessing.covariance import Covariances
+from ..preprocessing.xdawn import XdawnCovariances
 from .alignment import Recentering
 from .mdm import MDM, FgMDM
 from .tangent import TangentSpace
@@ -93,16 +94,18 @@ def recentered_cov_mdm(estimator="oas", metric="riemann", group_column="subject"
                      ("mdm", MDM(metric=metric, device=device))])
 
 
-def xdawncov_ts_lr(nfilter=4, estimator="oas", metric="riemann", C=1.0, device=None):
-    """ERP-aware: Xdawn prototype-augmented covariances (pyRiemann) → tangent space → LR.
+def xdawncov_ts_lr(nfilter=2, estimator="oas", xdawn_estimator="oas", metric="riemann", C=1.0, device=None):
+    """ERP-aware: Xdawn prototype covariances → tangent space → LR.
 
-    :class:`pyriemann.estimation.XdawnCovariances` learns the class-averaged
-    ERP prototypes and their Xdawn filters in ``fit`` only (training fold),
-    and stacks the filtered prototypes with each trial before the covariance.
+    :class:`~neurodecode.preprocessing.xdawn.XdawnCovariances` (batched, equal
+    to :class:`pyriemann.estimation.XdawnCovariances` to 1e-8) learns the
+    class-averaged ERP prototypes and their Xdawn filters in ``fit`` only
+    (training fold), and stacks the filtered prototypes on each filtered
+    trial before the covariance. Defaults (2 filters per class, OAS for both
+    covariances) are the Muse SOURCE.md reference configuration.
     """
-    from pyriemann.estimation import XdawnCovariances
-
-    return Pipeline([("xdawncov", XdawnCovariances(nfilter=nfilter, estimator=estimator)),
+    return Pipeline([("xdawncov", XdawnCovariances(nfilter=nfilter, estimator=estimator,
+                                                   xdawn_estimator=xdawn_estimator, device=device)),
                      ("ts", TangentSpace(metric=metric, device=device)), _lr(C)])
 
 
@@ -120,4 +123,4 @@ def register_pipelines(register):
     register("recentered-cov-mdm", recentered_cov_mdm,
              "covariance + per-subject Riemannian re-centering (uses meta) + MDM", modality=_EEG)
     register("xdawncov-ts-lr", xdawncov_ts_lr,
-             "ERP: Xdawn prototype covariances (pyRiemann) + tangent space + LR", modality=_EEG)
+             "ERP: Xdawn prototype covariances (batched) + tangent space + LR", modality=_EEG)
