@@ -259,7 +259,18 @@ def main(argv=None):
     def add(name, kind, confounds):
         # The registered pipeline when this checkout has it (preproc branch),
         # else the same steps built here; both get the shared joblib memory.
-        if name in registered:
+        if (name in registered and memory is not None and kind == "tangent"
+                and name.endswith(("confound-lr", "combat-lr"))):
+            # Same steps; the connectivity step is fitted through the plain
+            # pipeline's joblib cache (rc.SharedFitStep): with meta routing on,
+            # Pipeline(memory) would key the fit differently and refit the
+            # fold's tangent mean that conn-tangent-lr already fitted. (The
+            # correlation fit is cheap: those keep the registered pipeline.)
+            pipe = make_pipeline(name)
+            pipe.steps[0] = (pipe.steps[0][0], rc.shared_fit_step(pipe.steps[0][1], memory))
+            pipes[name] = pipe
+            origin[name] = "registry steps, connectivity fit shared with conn-*-lr via the joblib cache"
+        elif name in registered:
             pipes[name] = make_pipeline(name).set_params(memory=memory)
             origin[name] = "registry"
         else:

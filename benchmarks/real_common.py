@@ -309,6 +309,69 @@ def held_out_subset_split(column, held_out, name):
     return obj
 
 
+def _shared_fit_class():
+    from sklearn.base import BaseEstimator, TransformerMixin, clone
+
+    global SharedFitStep
+
+    class SharedFitStep(TransformerMixin, BaseEstimator):  # noqa: F811 - module level so it pickles
+        """A first pipeline step whose fit is looked up in a joblib cache shared with the plain pipeline.
+
+        ``Pipeline(memory=...)`` caches each step's ``fit_transform`` under a
+        key that includes the routed fit parameters, and those differ when
+        metadata routing is on (a pipeline with a ``meta`` consumer) from
+        when it is off: the confound variants could not reuse the fitted
+        tangent step of ``conn-tangent-lr`` on the same training fold, and
+        refitted it (minutes per fold). This wrapper fits ``step`` on the
+        fold's training rows exactly as the plain pipeline does (same
+        cached function, same arguments, routing off), so the fitted step is
+        read back when the plain pipeline already fitted it on these rows,
+        and computed (and cached) otherwise. The fitted step is the same
+        either way; nothing outside the training rows is involved.
+        """
+
+        def __init__(self, step=None, memory=None):
+            self.step = step
+            self.memory = memory
+
+        def _fit(self, X, y):
+            from sklearn import config_context
+            from sklearn.pipeline import Pipeline
+
+            with config_context(enable_metadata_routing=False):
+                pipe = Pipeline([("step", clone(self.step)), ("out", "passthrough")], memory=self.memory)
+                Xt = pipe.fit_transform(X, y)
+            self.step_ = pipe.steps[0][1]
+            return Xt
+
+        def fit(self, X, y=None):
+            self._fit(X, y)
+            return self
+
+        def fit_transform(self, X, y=None):
+            return self._fit(X, y)
+
+        def transform(self, X):
+            return self.step_.transform(X)
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.two_d_array = False
+            return tags
+
+    return SharedFitStep
+
+
+SharedFitStep = None
+
+
+def shared_fit_step(step, memory):
+    """``SharedFitStep(step, memory)`` (see its docstring); the class is built on first use."""
+    if SharedFitStep is None:
+        _shared_fit_class()
+    return SharedFitStep(step, memory)
+
+
 # ------------------------------------------------------------------ splits
 def _split_classes():
     """Split subclasses defined lazily (the harness import is not free)."""
