@@ -158,7 +158,7 @@ def pyriemann_tl_ts_lr(stretch):
 EXTRA = {"acm-ts-svm(oas)": acm_ts_svm_oas,
          "pyriemann-tlcenter-ts-lr": lambda: pyriemann_tl_ts_lr(False),
          "pyriemann-tlcenter-tlscale-ts-lr": lambda: pyriemann_tl_ts_lr(True)}
-ALIGNMENT = ["rpa-cov-ts-lr", "recentered-cov-zts-lr", "pyriemann-tlcenter-ts-lr",
+ALIGNMENT = ["rpa-cov-ts-lr", "recentered-cov-zts-lr", "cov-zts-lr", "pyriemann-tlcenter-ts-lr",
              "pyriemann-tlcenter-tlscale-ts-lr"]
 
 

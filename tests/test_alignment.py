@@ -182,7 +182,7 @@ def test_identity_tangent_space_is_tangent_space_at_identity(shifted):
 
 
 # ------------------------------------------------------------ leakage: labels never read
-@pytest.mark.parametrize("name", ["rpa-cov-ts-lr", "recentered-cov-zts-lr"])
+@pytest.mark.parametrize("name", ["rpa-cov-ts-lr", "recentered-cov-zts-lr", "cov-zts-lr"])
 def test_held_out_labels_never_used(name):
     """The held-out subject's predictions do not change when its labels (even when they sit in
     a ``meta`` column the pipeline receives) are permuted, or when another subject's unlabeled
@@ -230,7 +230,8 @@ def test_harness_leave_subject_out_shuffled_labels_at_chance():
                      subject_shift=0.5, random_state=22)
     y = np.random.default_rng(3).permutation(t.y)
     t = t._replace(y=y)
-    res = evaluate({n: make_pipeline(n, device="cpu") for n in ("rpa-cov-ts-lr", "recentered-cov-zts-lr")},
+    res = evaluate({n: make_pipeline(n, device="cpu")
+                    for n in ("rpa-cov-ts-lr", "recentered-cov-zts-lr", "cov-zts-lr")},
                    t, split="leave-subject-out", scoring="accuracy", progress=False)
     for name, g in res.groupby("pipeline"):
         n = int(g["n_test"].sum())
@@ -258,7 +259,7 @@ def test_alignments_help_leave_subject_out_in_the_harness():
     assert min(mean["rpa"], mean["zts"]) > 0.9, mean
 
 
-@pytest.mark.parametrize("name", ["rpa-cov-ts-lr", "recentered-cov-zts-lr"])
+@pytest.mark.parametrize("name", ["rpa-cov-ts-lr", "recentered-cov-zts-lr", "cov-zts-lr"])
 def test_registered_alignment_pipelines(name):
     from neurodecode.evaluation.evaluate import _meta_consumers
     from neurodecode.pipelines import list_pipelines, make_pipeline

@@ -28,7 +28,11 @@ read, see :mod:`neurodecode.models.alignment`):
     rotation, needs the target subject's labels) + tangent space + LR;
 ``recentered-cov-zts-lr``
     re-centering + tangent vectors at the identity (each subject's own
-    mean) + per-subject standardisation of every feature + LR.
+    mean) + per-subject standardisation of every feature + LR;
+``cov-zts-lr``
+    no whitening: tangent space at the training mean (as ``cov-ts-lr``),
+    then per-subject standardisation of every feature + LR (re-centering in
+    the tangent space, which keeps the channels unmixed).
 
 Examples
 --------
@@ -58,6 +62,7 @@ __all__ = [
     "recentered_cov_mdm",
     "rpa_cov_ts_lr",
     "recentered_cov_zts_lr",
+    "cov_zts_lr",
     "xdawncov_ts_lr",
     "register_pipelines",
 ]
@@ -131,6 +136,12 @@ def recentered_cov_zts_lr(estimator="oas", metric="riemann", C=1.0, group_column
                      ("zscore", GroupStandardScaler(group_column=group_column)), _lr(C)])
 
 
+def cov_zts_lr(estimator="oas", metric="riemann", C=1.0, group_column="subject", device=None):
+    """Covariances → tangent space at the training mean → per-subject z-score → LR."""
+    return Pipeline([_cov(estimator, device), ("ts", TangentSpace(metric=metric, device=device)),
+                     ("zscore", GroupStandardScaler(group_column=group_column)), _lr(C)])
+
+
 def xdawncov_ts_lr(nfilter=4, estimator="oas", metric="riemann", C=1.0, device=None):
     """ERP-aware: Xdawn prototype-augmented covariances (pyRiemann) → tangent space → LR.
 
@@ -163,5 +174,8 @@ def register_pipelines(register):
     register("recentered-cov-zts-lr", recentered_cov_zts_lr,
              "covariance + per-subject re-centering + tangent space at identity + per-subject "
              "feature standardisation (uses meta) + LR", modality=_EEG)
+    register("cov-zts-lr", cov_zts_lr,
+             "covariance + tangent space + per-subject feature standardisation (uses meta) + LR",
+             modality=_EEG)
     register("xdawncov-ts-lr", xdawncov_ts_lr,
              "ERP: Xdawn prototype covariances (pyRiemann) + tangent space + LR", modality=_EEG)
