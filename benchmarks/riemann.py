@@ -10,9 +10,12 @@ Two parts:
 ``physionet``
     within-session 5-fold ROC-AUC on PhysionetMI S001 (left vs right hand
     imagery, MOABB ``LeftRightImagery`` epochs: 8-32 Hz, [0, 3] s) for
-    cov-ts-lr and cov-mdm next to the same pipelines built from pyRiemann,
-    on the same folds (``StratifiedKFold(5, shuffle=True, random_state=42)``,
-    as MOABB's ``WithinSessionEvaluation``).
+    cov-ts-lr, cov-mdm and acm-ts-svm next to the same pipelines built from
+    pyRiemann and MOABB (``AugmentedDataset`` + ``Covariances`` +
+    ``TangentSpace`` + linear ``SVC``, same order/lag, with the plain and the
+    OAS covariance), on the same folds (``StratifiedKFold(5, shuffle=True,
+    random_state=42)``, as MOABB's ``WithinSessionEvaluation``); writes
+    ``benchmarks/results/real_physionet_s001_within.csv|md``.
 
 Run from the repository root (single-threaded BLAS, as on the CI machine)::
 
@@ -158,8 +161,31 @@ def _write_docs(args, table, checks, total_ratio):
     print(f"wrote {path}")
 
 
+def _moabb_acm(order, lag, estimator):
+    """MOABB's ACM pipeline: ``AugmentedDataset`` + pyRiemann ``Covariances`` + ``TangentSpace`` + SVC."""
+    from moabb.pipelines.features import AugmentedDataset
+    from pyriemann.estimation import Covariances as PCov
+    from pyriemann.tangentspace import TangentSpace as PTS
+    from sklearn.pipeline import make_pipeline as skpipe
+    from sklearn.svm import SVC
+
+    return skpipe(AugmentedDataset(order=order, lag=lag), PCov(estimator), PTS(metric="riemann"),
+                  SVC(kernel="linear"))
+
+
+def _scores(clf, X):
+    """Continuous scores for ROC-AUC: P(class 1), else the decision function (SVC)."""
+    if hasattr(clf, "predict_proba"):
+        try:
+            return clf.predict_proba(X)[:, 1]
+        except AttributeError:  # SVC(probability=False) exposes the method but refuses it
+            pass
+    return clf.decision_function(X)
+
+
 def physionet(args):
     import mne
+    import pandas as pd
     from moabb.datasets import PhysionetMI
     from moabb.paradigms import LeftRightImagery
     from pyriemann.classification import MDM as PMDM
@@ -171,6 +197,7 @@ def physionet(args):
     from sklearn.pipeline import make_pipeline as skpipe
     from sklearn.preprocessing import LabelEncoder
 
+    from neurodecode.io.moabb_data import moabb_offline
     from neurodecode.paths import mne_data_path
     from neurodecode.pipelines import make_pipeline
 
@@ -178,28 +205,67 @@ def physionet(args):
     os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
     mne.set_log_level("ERROR")
     torch.set_num_threads(1)
-    ds = PhysionetMI(imagined=True, executed=False)
-    ds.feet_runs = []
-    ds.subject_list = list(range(1, 16))
-    X, labels, _ = LeftRightImagery().get_data(dataset=ds, subjects=[args.subject])
+    with moabb_offline():
+        ds = PhysionetMI(imagined=True, executed=False)
+        ds.feet_runs = []
+        ds.subject_list = list(range(1, 16))
+        X, labels, _ = LeftRightImagery().get_data(dataset=ds, subjects=[args.subject])
     y = LabelEncoder().fit_transform(labels)
     cv = StratifiedKFold(5, shuffle=True, random_state=42)
+    # acm-ts-svm's registered order/lag (4, 2); MOABB's ACM pipeline with the same ones.
+    acm = make_pipeline("acm-ts-svm")
+    order, lag = acm.order, acm.lag
     pipes = {
         "neurodecode cov-ts-lr": lambda: make_pipeline("cov-ts-lr", device="cpu"),
-        "neurodecode cov-mdm": lambda: make_pipeline("cov-mdm", device="cpu"),
         "pyRiemann Cov(oas)+TS+LR (MOABB)": lambda: skpipe(PCov("oas"), PTS(metric="riemann"),
                                                            LogisticRegression()),
+        "neurodecode cov-mdm": lambda: make_pipeline("cov-mdm", device="cpu"),
         "pyRiemann Cov(oas)+MDM": lambda: skpipe(PCov("oas"), PMDM(metric="riemann")),
+        f"neurodecode acm-ts-svm (order {order}, lag {lag}, cov)":
+            lambda: make_pipeline("acm-ts-svm", device="cpu"),
+        f"MOABB ACM: AugmentedDataset({order}, {lag})+Cov(cov)+TS+SVC":
+            lambda: _moabb_acm(order, lag, "cov"),
+        f"neurodecode acm-ts-svm (order {order}, lag {lag}, oas)":
+            lambda: make_pipeline("acm-ts-svm", estimator="oas", device="cpu"),
+        f"MOABB ACM: AugmentedDataset({order}, {lag})+Cov(oas)+TS+SVC":
+            lambda: _moabb_acm(order, lag, "oas"),
     }
-    print(f"PhysionetMI S{args.subject:03d}: X {X.shape}, classes {np.bincount(y).tolist()}")
+    print(f"PhysionetMI S{args.subject:03d}: X {X.shape}, classes {np.bincount(y).tolist()}; "
+          "StratifiedKFold(5, shuffle=True, random_state=42)")
+    rows = []
     for name, factory in pipes.items():
-        aucs = []
+        aucs, error = [], ""
         t0 = time.perf_counter()
         for train, test in cv.split(X, y):
-            clf = factory().fit(X[train], y[train])
-            aucs.append(roc_auc_score(y[test], clf.predict_proba(X[test])[:, 1]))
-        print(f"{name}: ROC-AUC {np.mean(aucs):.4f} (folds {np.round(aucs, 4).tolist()}) "
-              f"in {time.perf_counter() - t0:.1f} s")
+            try:
+                clf = factory().fit(X[train], y[train])
+            except ValueError as err:  # neurodecode refuses non-SPD ACMs (with the reason)
+                error = str(err)
+                break
+            aucs.append(roc_auc_score(y[test], _scores(clf, X[test])))
+        wall = time.perf_counter() - t0
+        if error:
+            print(f"{name}: refused: {error}")
+            rows.append({"pipeline": name, "roc_auc": np.nan, "folds": "", "seconds": wall, "note": error})
+            continue
+        print(f"{name}: ROC-AUC {np.mean(aucs):.4f} (folds {np.round(aucs, 4).tolist()}) in {wall:.1f} s")
+        rows.append({"pipeline": name, "roc_auc": float(np.mean(aucs)),
+                     "folds": " ".join(f"{a:.4f}" for a in aucs), "seconds": wall, "note": ""})
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame(rows)
+        stem = out / f"real_physionet_s{args.subject:03d}_within"
+        df.to_csv(stem.with_suffix(".csv"), index=False)
+        lines = [f"# PhysionetMI S{args.subject:03d} within-session 5-fold ROC-AUC", "",
+                 "Command: `python benchmarks/riemann.py --part physionet`", "",
+                 f"MOABB `LeftRightImagery` epochs {X.shape}, `StratifiedKFold(5, shuffle=True, "
+                 "random_state=42)`, the same folds for every pipeline.", "",
+                 "| pipeline | ROC-AUC | folds | seconds | note |", "|---|---|---|---|---|"]
+        lines += [f"| {r['pipeline']} | {r['roc_auc']:.4f} | {r['folds']} | {r['seconds']:.1f} | {r['note']} |"
+                  for r in rows]
+        stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        print(f"wrote {stem}.csv/.md")
 
 
 def main(argv=None):
@@ -212,6 +278,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--subject", type=int, default=1)
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
+                    help="physionet part: folder for real_physionet_sNNN_within.csv/.md ('' = none)")
     args = ap.parse_args(argv)
     (speed if args.part == "speed" else physionet)(args)
 

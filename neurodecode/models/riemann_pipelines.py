@@ -19,6 +19,21 @@ own mean (:class:`~neurodecode.models.alignment.Recentering`); they consume
 ``predict``/``predict_proba``/``decision_function``, and whiten a held-out
 subject with the mean of its own unlabeled test trials.
 
+Two further unsupervised alignments (no label of the held-out subject is
+read, see :mod:`neurodecode.models.alignment`):
+
+``rpa-cov-ts-lr``
+    re-centering + per-subject dispersion stretching (the first two steps of
+    Riemannian Procrustes analysis, Rodrigues et al. 2019; the third,
+    rotation, needs the target subject's labels) + tangent space + LR;
+``recentered-cov-zts-lr``
+    re-centering + tangent vectors at the identity (each subject's own
+    mean) + per-subject standardisation of every feature + LR;
+``cov-zts-lr``
+    no whitening: tangent space at the training mean (as ``cov-ts-lr``),
+    then per-subject standardisation of every feature + LR (re-centering in
+    the tangent space, which keeps the channels unmixed).
+
 Examples
 --------
 >>> from neurodecode.pipelines import make_pipeline
@@ -32,8 +47,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from ..preprocessing.covariance import Covariances
+from sklearn.preprocessing import FunctionTransformer
+
 from ..preprocessing.xdawn import XdawnCovariances
-from .alignment import Recentering
+from .alignment import GroupStandardScaler, Recentering, Stretching, identity_tangent_space
 from .mdm import MDM, FgMDM
 from .tangent import TangentSpace
 
@@ -44,6 +61,9 @@ __all__ = [
     "cov_fgmdm",
     "recentered_cov_ts_lr",
     "recentered_cov_mdm",
+    "rpa_cov_ts_lr",
+    "recentered_cov_zts_lr",
+    "cov_zts_lr",
     "xdawncov_ts_lr",
     "register_pipelines",
 ]
@@ -94,6 +114,35 @@ def recentered_cov_mdm(estimator="oas", metric="riemann", group_column="subject"
                      ("mdm", MDM(metric=metric, device=device))])
 
 
+def rpa_cov_ts_lr(estimator="oas", metric="riemann", C=1.0, final_dispersion=1.0, group_column="subject",
+                  device=None):
+    """Covariances → per-subject re-centering → per-subject stretching → tangent space → LR.
+
+    Riemannian Procrustes analysis without its supervised rotation step: every
+    subject's matrices get the identity as mean and ``final_dispersion`` as
+    dispersion (both estimated from the subject's own unlabeled trials).
+    """
+    return Pipeline([_cov(estimator, device),
+                     ("recenter", Recentering(metric=metric, group_column=group_column, device=device)),
+                     ("stretch", Stretching(final_dispersion=final_dispersion, centered_data=True,
+                                            group_column=group_column, device=device)),
+                     ("ts", TangentSpace(metric=metric, device=device)), _lr(C)])
+
+
+def recentered_cov_zts_lr(estimator="oas", metric="riemann", C=1.0, group_column="subject", device=None):
+    """Covariances → per-subject re-centering → tangent space at the identity → per-subject z-score → LR."""
+    return Pipeline([_cov(estimator, device),
+                     ("recenter", Recentering(metric=metric, group_column=group_column, device=device)),
+                     ("ts", FunctionTransformer(identity_tangent_space)),
+                     ("zscore", GroupStandardScaler(group_column=group_column)), _lr(C)])
+
+
+def cov_zts_lr(estimator="oas", metric="riemann", C=1.0, group_column="subject", device=None):
+    """Covariances → tangent space at the training mean → per-subject z-score → LR."""
+    return Pipeline([_cov(estimator, device), ("ts", TangentSpace(metric=metric, device=device)),
+                     ("zscore", GroupStandardScaler(group_column=group_column)), _lr(C)])
+
+
 def xdawncov_ts_lr(nfilter=2, estimator="oas", xdawn_estimator="oas", metric="riemann", C=1.0, device=None):
     """ERP-aware: Xdawn prototype covariances → tangent space → LR.
 
@@ -122,5 +171,14 @@ def register_pipelines(register):
              modality=_EEG)
     register("recentered-cov-mdm", recentered_cov_mdm,
              "covariance + per-subject Riemannian re-centering (uses meta) + MDM", modality=_EEG)
+    register("rpa-cov-ts-lr", rpa_cov_ts_lr,
+             "covariance + per-subject re-centering and dispersion stretching (RPA without rotation; "
+             "uses meta) + tangent space + LR", modality=_EEG)
+    register("recentered-cov-zts-lr", recentered_cov_zts_lr,
+             "covariance + per-subject re-centering + tangent space at identity + per-subject "
+             "feature standardisation (uses meta) + LR", modality=_EEG)
+    register("cov-zts-lr", cov_zts_lr,
+             "covariance + tangent space + per-subject feature standardisation (uses meta) + LR",
+             modality=_EEG)
     register("xdawncov-ts-lr", xdawncov_ts_lr,
              "ERP: Xdawn prototype covariances (batched) + tangent space + LR", modality=_EEG)
