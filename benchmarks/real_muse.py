@@ -43,8 +43,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-TASKS = {"cue": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr"],
-         "target": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr"]}
+TASKS = {"cue": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr", "recentered-xdawncov-ts-lr"],
+         "target": ["cov-ts-lr", "recentered-cov-ts-lr", "xdawncov-ts-lr", "recentered-xdawncov-ts-lr"]}
 SOURCE_REF = {"cue": "0.487 ± 0.068 (Cov(oas)+TS+LR, 66 subjects; at chance)",
               "target": "0.587 ± 0.129 (Cov(oas)+TS+LR), 0.586 ± 0.124 (XdawnCovariances+TS+LR)"}
 QUICK_SUBJECTS = [101, 102, 103, 104, 105, 106, 108, 109]
