@@ -1,17 +1,42 @@
-"""Harness overhead: `evaluate` against a bare scikit-learn loop on the same folds.
+"""Harness overhead: `evaluate` (with its results store) against a bare scikit-learn loop on the same folds.
 
 Both sides fit the same pipeline on the same leave-one-subject-out folds of
-the same simulated EEG and compute the same ROC-AUC; the bare side is
-``sklearn.model_selection.cross_val_score`` with the folds passed as ``cv``.
-`evaluate` adds what the bare loop does not do: resolving and checking the
-pipeline (clone-is-unfitted, class-state leak check), metadata routing,
-per-fold timing, the tidy table and, with ``--store``, hashing the data and
-committing every fold to SQLite. Each side is timed ``--repeats`` times
-(interleaved, so machine load hits both alike); the medians are compared.
+the same trials and compute the same ROC-AUC (asserted equal before timing);
+the bare side is ``sklearn.model_selection.cross_val_score`` with the folds
+passed as ``cv``. `evaluate` adds what the bare loop does not do: resolving
+and checking the pipeline (clone-is-unfitted, class-state leak check),
+metadata routing, per-fold timing, the tidy table and, with a store, hashing
+the data and committing every fold to SQLite. The headline harness number
+**includes the store** (a fresh SQLite file per run, so every fold is
+computed and committed); ``evaluate`` without a store is timed too.
+
+Measurement design (the machine is shared and loaded, so noise is the enemy):
+
+* the variants are **interleaved**, and their order rotates from one repeat to
+  the next (a Latin square: every variant takes every position equally often),
+  so drifting machine load hits all variants alike;
+* each variant runs ``--repeats`` times (default 9, at least 7); the table
+  gives the **median** wall time (``time.perf_counter``) and the median
+  **process CPU time** (``time.process_time``: this process, all threads;
+  less sensitive to other jobs than wall time), the overhead of the medians,
+  and the median of the **per-repeat paired ratios** (harness / bare of the
+  same repeat, which cancels slow load changes);
+* threads are pinned to 1 (``OMP``/``OPENBLAS``/``MKL`` and torch).
+
+Workloads (``--workloads``):
+
+* ``physionet``: cov-ts-lr on real PhysionetMI subjects 1-5 (MOABB
+  ``LeftRightImagery``: 64 channels, 481 samples, 45 trials per subject),
+  leave-one-subject-out (5 folds);
+* ``sim``: cov-ts-lr on simulated EEG (`neurodecode.simulation.simulate_eeg`,
+  10 subjects x 60 trials x 16 channels x 256 samples), leave-one-subject-out
+  (10 folds);
+* ``sim-small``: the previous session's tiny case (8 x 40 x 8 x 128, folds of
+  ~0.3 s), where fixed per-fold costs weigh most.
 
 Run (numbers in docs/benchmarks.md, "Harness overhead")::
 
-    OMP_NUM_THREADS=1 python benchmarks/harness_overhead.py --repeats 7
+    /work/notes/heavy python benchmarks/harness_overhead.py --repeats 9
 """
 
 from __future__ import annotations
@@ -25,7 +50,8 @@ import time
 from pathlib import Path
 
 # benchmark the checkout this script is in, not whatever neurodecode is installed
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -33,66 +59,66 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 
-
-def make_cov_ts_lr():
-    """cov-ts-lr from the registry when installed, else the same pipeline from pyRiemann."""
-    from neurodecode.pipelines import list_pipelines, make_pipeline
-
-    if "cov-ts-lr" in list_pipelines():
-        return "cov-ts-lr (neurodecode)", make_pipeline("cov-ts-lr")
-    from pyriemann.estimation import Covariances
-    from pyriemann.tangentspace import TangentSpace
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline as sk_pipeline
-
-    return "cov-ts-lr (pyRiemann)", sk_pipeline(Covariances("oas"), TangentSpace(), LogisticRegression())
+VARIANTS = ("bare cross_val_score", "evaluate + store", "evaluate (no store)")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--subjects", type=int, default=10)
-    parser.add_argument("--trials", type=int, default=60)
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--times", type=int, default=256)
-    args = parser.parse_args(argv)
+def load_workload(name):
+    """``(description, trials)`` for a workload name."""
+    if name == "physionet":
+        from neurodecode.io.moabb_data import load_physionet_mi
 
-    import torch
-
-    torch.set_num_threads(1)
-    from neurodecode.evaluation import evaluate
-    from neurodecode.evaluation.splits import get_split
+        t = load_physionet_mi(subjects=range(1, 6))
+        return "PhysionetMI S1-5 (real; 5 x 45 trials x 64 ch x 481 samples)", t
     from neurodecode.simulation import simulate_eeg
 
-    trials = simulate_eeg(n_subjects=args.subjects, n_trials=args.trials, n_channels=args.channels,
-                          n_times=args.times, random_state=0)
-    name, pipe = make_cov_ts_lr()
+    if name == "sim":
+        shape = dict(n_subjects=10, n_trials=60, n_channels=16, n_times=256)
+    elif name == "sim-small":
+        shape = dict(n_subjects=8, n_trials=40, n_channels=8, n_times=128)
+    else:
+        raise SystemExit(f"unknown workload {name!r}; choose physionet, sim, sim-small")
+    t = simulate_eeg(**shape, random_state=0)
+    return (f"simulated EEG ({shape['n_subjects']} x {shape['n_trials']} trials x {shape['n_channels']} ch x "
+            f"{shape['n_times']} samples)"), t
+
+
+def measure(trials, pipe, repeats):
+    """Per-variant lists of (wall, cpu) seconds, interleaved in a rotating order."""
+    from neurodecode.evaluation import evaluate
+    from neurodecode.evaluation.splits import get_split
+
     folds = [(tr, te) for tr, te, _ in get_split("leave-subject-out").split(trials)]
+    X, y = np.asarray(trials.X), np.asarray(trials.y)
 
     def bare():
-        return cross_val_score(pipe, trials.X, trials.y, cv=folds, scoring="roc_auc")
+        return cross_val_score(pipe, X, y, cv=folds, scoring="roc_auc")
 
-    def harness(store=None):
+    def harness(store):
         return evaluate({"p": pipe}, trials, split="leave-subject-out", scoring="roc_auc",
                         progress=False, store=store)["score"].to_numpy()
 
     # warm-up (imports, first-call costs) and a check that both compute the same scores
-    assert np.allclose(bare(), harness(), atol=1e-12), "bare loop and evaluate disagree"
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = bare(), harness(os.path.join(tmp, "r.sqlite"))
+    assert np.allclose(a, b, atol=1e-12), f"bare loop and evaluate disagree: {a} vs {b}"
 
-    times = {"bare cross_val_score": [], "evaluate": [], "evaluate + store": []}
-    for _ in range(args.repeats):
-        for label in times:
-            with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                if label == "bare cross_val_score":
+    times = {v: [] for v in VARIANTS}
+    for r in range(repeats):
+        order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+        for variant in order:
+            with tempfile.TemporaryDirectory() as tmp:  # a fresh store: every fold computed and committed
+                store = os.path.join(tmp, "r.sqlite") if variant == "evaluate + store" else None
+                w0, c0 = time.perf_counter(), time.process_time()
+                if variant.startswith("bare"):
                     bare()
-                elif label == "evaluate":
-                    harness()
                 else:
-                    harness(store=os.path.join(tmp, "r.sqlite"))
-                times[label].append(time.perf_counter() - t0)
+                    harness(store)
+                times[variant].append((time.perf_counter() - w0, time.process_time() - c0))
+    return len(folds), times
 
-    # The store's own costs, timed alone (less exposed to machine load than the totals)
+
+def store_costs(trials, n_folds):
+    """The store's own costs, timed alone: data fingerprint per run, commit per fold."""
     from neurodecode.evaluation.store import ResultStore, data_fingerprints
 
     t0 = time.perf_counter()
@@ -101,20 +127,82 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultStore(os.path.join(tmp, "r.sqlite"))
         t0 = time.perf_counter()
-        for i in range(len(folds)):
+        for i in range(n_folds):
             store.put(f"k{i}", {"score": 0.5, "fold": i})
-        t_put = (time.perf_counter() - t0) / len(folds)
+        t_put = (time.perf_counter() - t0) / n_folds
+    return t_fp, t_put
 
-    base = statistics.median(times["bare cross_val_score"])
-    print(f"pipeline: {name}; {len(folds)} leave-subject-out folds of "
-          f"{args.subjects}x{args.trials} trials x {args.channels} ch x {args.times} samples; "
-          f"median of {args.repeats} runs")
-    for label, values in times.items():
-        med = statistics.median(values)
-        extra = "" if label.startswith("bare") else f"   overhead {100 * (med - base) / base:+.1f} %"
-        print(f"  {label:<22} {med:8.3f} s{extra}")
-    print(f"  store costs alone: data fingerprint {t_fp:.3f} s per run, commit {1000 * t_put:.1f} ms per fold "
-          f"({100 * (t_fp + len(folds) * t_put) / base:.1f} % of the bare loop)")
+
+def summarize(times):
+    """Rows: variant, median wall/cpu, overhead of medians, median paired ratio."""
+    base = times[VARIANTS[0]]
+    base_w = statistics.median(w for w, _ in base)
+    base_c = statistics.median(c for _, c in base)
+    rows = []
+    for v in VARIANTS:
+        w = statistics.median(x for x, _ in times[v])
+        c = statistics.median(x for _, x in times[v])
+        row = {"variant": v, "wall": w, "cpu": c}
+        if v != VARIANTS[0]:
+            row["wall_over"] = 100 * (w - base_w) / base_w
+            row["cpu_over"] = 100 * (c - base_c) / base_c
+            row["wall_ratio"] = 100 * (statistics.median(h[0] / b[0] for h, b in zip(times[v], base)) - 1)
+            row["cpu_ratio"] = 100 * (statistics.median(h[1] / b[1] for h, b in zip(times[v], base)) - 1)
+        rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9, help="runs per variant (at least 7)")
+    parser.add_argument("--workloads", default="physionet,sim,sim-small")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "harness_overhead.md"))
+    args = parser.parse_args(argv)
+    if args.repeats < 7:
+        raise SystemExit("--repeats must be at least 7 (medians of fewer runs are too noisy here)")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from neurodecode.pipelines import make_pipeline
+
+    lines = ["# Harness overhead", "", f"Command: `python benchmarks/harness_overhead.py {' '.join(argv or sys.argv[1:])}`",
+             "", f"Load average at start: {os.getloadavg()[0]:.1f}", "",
+             "| workload | folds | variant | wall median | CPU median | wall overhead (medians) | "
+             "CPU overhead (medians) | wall overhead (median paired ratio) | CPU overhead (median paired ratio) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for wl in args.workloads.split(","):
+        desc, trials = load_workload(wl)
+        pipe = make_pipeline("cov-ts-lr")
+        t0 = time.perf_counter()
+        n_folds, times = measure(trials, pipe, args.repeats)
+        total = time.perf_counter() - t0
+        rows = summarize(times)
+        t_fp, t_put = store_costs(trials, n_folds)
+        print(f"{desc}: cov-ts-lr, {n_folds} leave-subject-out folds, {args.repeats} interleaved repeats "
+              f"({total:.0f} s)")
+        for row in rows:
+            over = "" if "wall_over" not in row else (
+                f"   overhead wall {row['wall_over']:+.1f} % cpu {row['cpu_over']:+.1f} % | paired "
+                f"wall {row['wall_ratio']:+.1f} % cpu {row['cpu_ratio']:+.1f} %")
+            print(f"  {row['variant']:<22} wall {row['wall']:8.3f} s  cpu {row['cpu']:8.3f} s{over}")
+            cells = ["", "", "", ""] if "wall_over" not in row else [
+                f"{row['wall_over']:+.1f} %", f"{row['cpu_over']:+.1f} %",
+                f"{row['wall_ratio']:+.1f} %", f"{row['cpu_ratio']:+.1f} %"]
+            lines.append(f"| {desc} | {n_folds} | {row['variant']} | {row['wall']:.3f} s | {row['cpu']:.3f} s | "
+                         + " | ".join(cells) + " |")
+        base = rows[0]["wall"]
+        note = (f"{desc}: store alone = data fingerprint {t_fp:.3f} s per run + commit {1000 * t_put:.1f} ms "
+                f"per fold ({100 * (t_fp + n_folds * t_put) / base:.1f} % of the bare loop's median wall time)")
+        print("  " + note)
+        notes.append(note)
+        raw = {v: [(round(w, 4), round(c, 4)) for w, c in times[v]] for v in VARIANTS}
+        notes.append(f"{desc}: raw (wall, cpu) seconds per repeat: {raw}")
+    lines += ["", *[f"- {n}" for n in notes], "", f"Load average at end: {os.getloadavg()[0]:.1f}", ""]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+    print(f"table written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -198,3 +198,23 @@ def test_store_round_trip_and_write_once(tmp_path):
     assert s.get("missing") is None
     assert set(s.get_many(["k", "missing"])) == {"k"}
     assert len(s) == 1 and len(s.to_frame()) == 1
+
+
+def test_writer_commits_each_fold_and_leaves_one_file(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "w.sqlite"
+    store = ResultStore(path)
+    with store.writer():
+        assert store.put("a", {"score": 1.0})
+        # committed at once: a separate connection (another process resuming) sees it
+        assert ResultStore(path).get("a") == {"score": 1.0}
+        assert not store.put("a", {"score": 2.0})  # a key is still written once
+        assert (tmp_path / "w.sqlite-wal").exists()  # the write-ahead log is in use
+    assert store.get("a") == {"score": 1.0}
+    # after the run: checkpointed, back to the rollback journal, one self-contained file
+    assert not (tmp_path / "w.sqlite-wal").exists()
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    # outside a writer, put works as before
+    assert store.put("b", {"score": 0.5}) and len(store) == 2

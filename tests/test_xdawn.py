@@ -177,3 +177,21 @@ class _SupervisedSeriesAdapter(SeriesAdapter):
                           _SupervisedSeriesAdapter(Xdawn(nfilter=1))])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_recentered_xdawn_pipeline_routes_meta_and_fits():
+    import sklearn
+
+    from neurodecode.evaluation.evaluate import _meta_consumers
+    from neurodecode.pipelines import make_pipeline
+    from neurodecode.simulation import simulate_eeg
+
+    pipe = make_pipeline("recentered-xdawncov-ts-lr", device="cpu")
+    assert isinstance(pipe.named_steps["xdawncov"], XdawnCovariances)
+    assert {"fit", "predict", "predict_proba"} <= _meta_consumers(pipe)
+    t = simulate_eeg(n_subjects=3, n_trials=40, n_channels=6, n_times=128, class_sep=1.5, random_state=2)
+    train = (t.meta["subject"] != 3).to_numpy()
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe.fit(t.X[train], t.y[train], meta=t.meta[train].reset_index(drop=True))
+        proba = pipe.predict_proba(t.X[~train], meta=t.meta[~train].reset_index(drop=True))
+    assert proba.shape == ((~train).sum(), 2) and np.allclose(proba.sum(1), 1)

@@ -21,6 +21,7 @@ fitted), the usual way a transformer leaks test data from an earlier fold.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Mapping
@@ -475,18 +476,21 @@ def evaluate(pipelines, trials, split="leave-subject-out", scoring=None, n_jobs=
                    desc=(f"[{ds_i + 1}/{len(datasets)}] " if len(datasets) > 1 else "")
                    + f"{ds_name} · {len(pipes)} pipeline(s) × {len(folds)} folds", leave=False)
         shared = (t.X, y, meta, scorers)
+        # one WAL connection for this dataset's commits; each fold is still its own fsynced transaction
+        writer = store.writer() if store is not None and todo else contextlib.nullcontext()
         try:
-            for task_id, result in run_tasks(
-                _run_fold_task, todo, shared, backend=backend, n_jobs=n_jobs,
-                ray_address=ray_address, ray_resources=ray_resources,
-            ):
-                rec = _finish_record(ds_records[task_id], result, scorers)
-                if error_score != "raise":
-                    rec["error"] = result.get("error", "")
-                if store is not None:
-                    store.put(rec["key"], rec)
-                ds_records[task_id] = rec
-                bar.update(1)
+            with writer:
+                for task_id, result in run_tasks(
+                    _run_fold_task, todo, shared, backend=backend, n_jobs=n_jobs,
+                    ray_address=ray_address, ray_resources=ray_resources,
+                ):
+                    rec = _finish_record(ds_records[task_id], result, scorers)
+                    if error_score != "raise":
+                        rec["error"] = result.get("error", "")
+                    if store is not None:
+                        store.put(rec["key"], rec)
+                    ds_records[task_id] = rec
+                    bar.update(1)
         finally:
             bar.close()
         # the store keeps the first record written for a key; report that one

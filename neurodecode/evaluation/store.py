@@ -9,6 +9,16 @@ Why SQLite (the standard library's ``sqlite3``):
   on the next open, so a run killed at any instant loses at most the fold in
   flight and never leaves a corrupt or duplicated row (the fold key is the
   primary key; inserts are ``INSERT OR IGNORE``);
+* **cheap commits during a run** – `evaluate` writes through `writer`, one
+  connection in write-ahead-log mode (``journal_mode=WAL``) for the whole
+  run: each fold is still its own transaction, fsynced before the next fold
+  starts (``synchronous=FULL``), but a WAL commit costs one fsync where the
+  rollback journal costs three or four (6 ms instead of 26 ms per fold on
+  this machine). At the end of the run the log is checkpointed into the
+  database and the file goes back to the rollback journal, so a finished
+  store is again one self-contained file. After a ``kill -9`` the committed
+  folds are in ``<store>-wal`` until the next open recovers them: copy the
+  ``-wal`` file with the store (or open it once) before moving it;
 * **no extra dependency** and one portable file, readable from any language;
   HDF5 would need a whole-file rewrite or careful flushing to be kill-safe,
   and parquet is immutable (one file per fold).
@@ -85,6 +95,7 @@ class ResultStore:
     """
 
     def __init__(self, path):
+        self._session = None  # the connection of an open `writer`, never pickled
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
@@ -117,20 +128,44 @@ class ResultStore:
     def put(self, key: str, record: dict) -> bool:
         """Commit one fold in its own transaction; False if the key existed."""
         text = json.dumps(record, default=_default, sort_keys=True)
+        con = self._session
+        if con is not None:
+            return self._insert(con, key, record, text)
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                cur = con.execute(
-                    "INSERT OR IGNORE INTO folds (key, dataset, pipeline, split, fold, record, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, str(record.get("dataset")), str(record.get("pipeline")),
-                     str(record.get("split")), str(record.get("fold")), text, time.time()),
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            return self._insert(con, key, record, text)
+
+    @staticmethod
+    def _insert(con, key, record, text) -> bool:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            cur = con.execute(
+                "INSERT OR IGNORE INTO folds (key, dataset, pipeline, split, fold, record, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, str(record.get("dataset")), str(record.get("pipeline")),
+                 str(record.get("split")), str(record.get("fold")), text, time.time()),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
         return cur.rowcount == 1
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_session"] = None
+        return state
+
+    def writer(self):
+        """A context manager for many `put` calls in a row (used by `evaluate`).
+
+        Inside it, `put` goes through one connection in WAL mode: every
+        fold is still committed and fsynced on its own (same guarantees as
+        `put` outside), with one fsync per commit instead of several. On
+        exit the log is checkpointed into the file and the database returns
+        to the rollback journal (skipped, harmlessly, while another process
+        has it open).
+        """
+        return _Writer(self)
 
     def __len__(self) -> int:
         with self._connect() as con:
@@ -144,6 +179,39 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r}, {len(self)} folds)"
+
+
+class _Writer:
+    def __init__(self, store: ResultStore):
+        self.store = store
+
+    def __enter__(self):
+        if self.store._session is not None:  # nested: reuse the open session
+            self.con = None
+            return self.store
+        con = sqlite3.connect(self.store.path, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            pass  # locked by another process: stay in the rollback journal (slower, same guarantees)
+        con.execute("PRAGMA synchronous=FULL")
+        self.con = con
+        self.store._session = con
+        return self.store
+
+    def __exit__(self, *exc):
+        if self.con is None:
+            return False
+        self.store._session = None
+        try:
+            # fold the log into the file and return to a single-file database
+            self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.con.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:
+            pass  # another connection is open: it stays in WAL mode, still consistent
+        finally:
+            self.con.close()
+        return False
 
 
 class _Closing:

@@ -65,6 +65,7 @@ __all__ = [
     "recentered_cov_zts_lr",
     "cov_zts_lr",
     "xdawncov_ts_lr",
+    "recentered_xdawncov_ts_lr",
     "register_pipelines",
 ]
 
@@ -158,6 +159,20 @@ def xdawncov_ts_lr(nfilter=2, estimator="oas", xdawn_estimator="oas", metric="ri
                      ("ts", TangentSpace(metric=metric, device=device)), _lr(C)])
 
 
+def recentered_xdawncov_ts_lr(nfilter=2, estimator="oas", xdawn_estimator="oas", metric="riemann", C=1.0,
+                              group_column="subject", device=None):
+    """ERP-aware and subject-aligned: Xdawn prototype covariances → per-subject re-centering → TS → LR.
+
+    As `xdawncov_ts_lr`, with :class:`~neurodecode.models.alignment.Recentering`
+    between the covariances and the tangent space (consumes ``meta``; a
+    held-out subject is whitened by the mean of its own unlabeled trials).
+    """
+    return Pipeline([("xdawncov", XdawnCovariances(nfilter=nfilter, estimator=estimator,
+                                                   xdawn_estimator=xdawn_estimator, device=device)),
+                     ("recenter", Recentering(metric=metric, group_column=group_column, device=device)),
+                     ("ts", TangentSpace(metric=metric, device=device)), _lr(C)])
+
+
 def register_pipelines(register):
     """Register this module's pipelines with ``register(name, factory, description, ...)``."""
     register("cov-ts-lr", cov_ts_lr, "covariance (oas) + Riemannian tangent space + logistic regression",
@@ -182,3 +197,6 @@ def register_pipelines(register):
              modality=_EEG)
     register("xdawncov-ts-lr", xdawncov_ts_lr,
              "ERP: Xdawn prototype covariances (batched) + tangent space + LR", modality=_EEG)
+    register("recentered-xdawncov-ts-lr", recentered_xdawncov_ts_lr,
+             "ERP: Xdawn prototype covariances + per-subject re-centering (uses meta) + tangent space + LR",
+             modality=_EEG)
