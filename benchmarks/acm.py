@@ -140,15 +140,43 @@ def covariance_grid_timing(X, orders, lags, repeats=3):
 
 
 
-def _time_shared(args, cv, X, y):
-    """Fit the shared log-Euclidean grid search ``args.repeats`` times; (last fit, times, median)."""
+def _time_shared(args, cv, X, y, mode="shared_logeuclid", orders=None, lags=None):
+    """Fit the grid search in ``mode`` ``args.repeats`` times; (last fit, times, median)."""
     times = []
+    extra = {"top_k": args.top_k} if mode == "shared_then_exact" else {}
     for _ in range(args.repeats):
         t0 = _clock()
-        shared = ACMGridSearch(args.orders, args.lags, args.Cs, cv=cv, device="cpu",
-                               inner_reference="shared_logeuclid").fit(X, y)
+        shared = ACMGridSearch(orders or args.orders, lags or args.lags, args.Cs, cv=cv,
+                               device="cpu", inner_reference=mode, **extra).fit(X, y)
         times.append(_clock() - t0)
     return shared, times, statistics.median(times)
+
+
+def _report_two_stage(args, cv, X, y, out, t_moabb=None, moabb_best=None, moabb_res=None,
+                      orders=None, lags=None, tag="shared_then_exact"):
+    """Time inner_reference='shared_then_exact' (median of repeats) and compare with MOABB."""
+    fit, times, med = _time_shared(args, cv, X, y, "shared_then_exact", orders, lags)
+    res = fit.cv_results_
+    line = (f"{tag} (top_k={args.top_k}): {med:.2f} s (median of {args.repeats}: "
+            f"{', '.join(f'{t:.2f}' for t in times)}; incl. the exact refit), best "
+            f"{fit.best_params_} score {fit.best_score_:.4f}")
+    out.update({f"{tag}_times": times, f"{tag}_median": med, f"{tag}_best": fit.best_params_,
+                f"{tag}_score": fit.best_score_})
+    if t_moabb is not None:
+        same = fit.best_params_ == moabb_best
+        line += f"; vs MOABB {t_moabb / med:.1f}x, same selection: {same}"
+        out.update({f"{tag}_ratio": t_moabb / med, f"{tag}_same_selection": same})
+        if moabb_res is not None:
+            # the exactly re-scored candidates against MOABB's own scores
+            idx = {(p["augmenteddataset__lag"], p["augmenteddataset__order"], p["svc__C"]): i
+                   for i, p in enumerate(moabb_res["params"])}
+            d = [abs(m - moabb_res["mean_test_score"][idx[(p["lag"], p["order"], p["C"])]])
+                 for p, m, r in zip(res["params"], res["mean_test_score"], res["rescored"])
+                 if r and (p["lag"], p["order"], p["C"]) in idx and np.isfinite(m)]
+            line += f"; max |score - MOABB| on the re-scored candidates {max(d) if d else float('nan'):.1e}"
+            out[f"{tag}_max_diff_rescored"] = max(d) if d else None
+    print(line, flush=True)
+    return fit
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -166,6 +194,10 @@ def main(argv=None):
                         help="time only inner_reference='shared_logeuclid'")
     parser.add_argument("--covariances-only", action="store_true",
                         help="time only the ACM computation of the whole grid")
+    parser.add_argument("--top-k", type=int, default=3,
+                        help="members re-scored exactly by inner_reference='shared_then_exact'")
+    parser.add_argument("--skip-exact", action="store_true",
+                        help="do not time the exact and logeuclid modes (MOABB vs the shared modes)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
 
@@ -202,6 +234,8 @@ def main(argv=None):
             args.out.write_text(json.dumps(out, indent=2, default=str))
         return out
 
+    if args.skip_exact:
+        return _fast_modes_vs_moabb(args, cv, X, y, out)
     times = []
     for _ in range(args.repeats):
         t0 = _clock()
@@ -291,6 +325,41 @@ def main(argv=None):
                   flush=True)
             out.update(ratio=t_moabb / t_ours, ratio_logeuclid=t_moabb / t_fast,
                        ratio_shared=t_moabb / t_shared)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+def _fast_modes_vs_moabb(args, cv, X, y, out):
+    """MOABB (once) against the shared and shared-then-exact modes on the same (sub-)grid."""
+    m_orders = args.moabb_orders or args.orders
+    m_lags = args.moabb_lags or args.lags
+    t_moabb = mb = res = None
+    if not args.skip_moabb:
+        t0 = _clock()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = moabb_search(m_orders, m_lags, args.Cs, cv).fit(X, y)
+        t_moabb = _clock() - t0
+        res = ref.cv_results_
+        mb = {"order": ref.best_params_["augmenteddataset__order"],
+              "lag": ref.best_params_["augmenteddataset__lag"], "C": ref.best_params_["svc__C"]}
+        print(f"MOABB GridSearchCV (once): {t_moabb:.1f} s on orders={m_orders} lags={m_lags}, "
+              f"best {mb} score {ref.best_score_:.4f}", flush=True)
+        out.update(moabb_time=t_moabb, moabb_orders=m_orders, moabb_lags=m_lags,
+                   moabb_best=mb, moabb_score=ref.best_score_)
+    shared, times, med = _time_shared(args, cv, X, y, "shared_logeuclid", m_orders, m_lags)
+    line = (f"shared_logeuclid: {med:.2f} s (median of {args.repeats}), best "
+            f"{shared.best_params_} score {shared.best_score_:.4f}")
+    if t_moabb is not None:
+        line += f"; vs MOABB {t_moabb / med:.1f}x, same selection: {shared.best_params_ == mb}"
+    print(line, flush=True)
+    out.update(shared_median=med, shared_best=shared.best_params_,
+               shared_score=shared.best_score_)
+    _report_two_stage(args, cv, X, y, out, t_moabb, mb, res, m_orders, m_lags)
+    if (m_orders, m_lags) != (args.orders, args.lags):
+        _report_two_stage(args, cv, X, y, out, tag="shared_then_exact_full_grid")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2, default=str))

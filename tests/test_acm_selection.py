@@ -416,3 +416,62 @@ def test_shared_logeuclid_equals_naive_and_never_touches_inner_test_rows(monkeyp
         clf = SVC(kernel="linear", C=p["C"]).fit(F[train], y[train])
         naive = roc_auc_score(y[test], clf.decision_function(F[test]))
         assert abs(fast.cv_results_[f"split{k}_test_score"][i] - naive) < 1e-10
+
+
+def test_shared_then_exact_picks_like_the_exact_search(monkeypatch):
+    """Screening = the shared mode's scores; re-scored members = the exact mode's scores;
+    the pick equals the exact pick when the exact best member is among the top_k screened;
+    every Karcher reference is fitted on inner-train rows only."""
+    import neurodecode.models.acm_search as mod
+
+    X, y = _hard_eeg()
+    splits = list(StratifiedKFold(4, shuffle=True, random_state=0).split(X, y))
+    kw = dict(orders=(1, 2, 4), lags=(1, 3), Cs=(0.5, 1.0), cv=splits, device="cpu")
+    exact = ACMGridSearch(**kw).fit(X, y)
+    shared = ACMGridSearch(inner_reference="shared_logeuclid", **kw).fit(X, y)
+    n_members = 6
+    # top_k = every member: identical to the exact search
+    full = ACMGridSearch(inner_reference="shared_then_exact", top_k=n_members, **kw).fit(X, y)
+    for k in range(4):
+        np.testing.assert_array_equal(full.cv_results_[f"split{k}_test_score"],
+                                      exact.cv_results_[f"split{k}_test_score"])
+        np.testing.assert_array_equal(full.cv_results_[f"screen_split{k}_test_score"],
+                                      shared.cv_results_[f"split{k}_test_score"])
+    assert full.best_params_ == exact.best_params_ and full.cv_results_["rescored"].all()
+
+    seen = []
+    real_karcher = mod._karcher_tangent
+
+    def spy_karcher(covs, *args, **kwargs):
+        seen.append(covs.shape[0])
+        return real_karcher(covs, *args, **kwargs)
+
+    monkeypatch.setattr(mod, "_karcher_tangent", spy_karcher)
+    for top_k in (1, 2, 3):
+        seen.clear()
+        est = ACMGridSearch(inner_reference="shared_then_exact", top_k=top_k, **kw).fit(X, y)
+        res = est.cv_results_
+        resc = res["rescored"]
+        assert resc.sum() == top_k * 2  # top_k members x 2 Cs
+        assert seen == [len(tr) for tr, _ in splits] * top_k  # inner-train rows only
+        # re-scored members carry the exact scores, the others NaN and the last rank
+        np.testing.assert_array_equal(res["mean_test_score"][resc],
+                                      exact.cv_results_["mean_test_score"][resc])
+        assert np.isnan(res["mean_test_score"][~resc]).all()
+        assert res["rank_test_score"][~resc].min() > res["rank_test_score"][resc].max()
+        # the re-scored members are the best screened ones
+        screen_best = {}
+        for p, m in zip(res["params"], res["screen_mean_test_score"]):
+            key = (p["order"], p["lag"])
+            screen_best[key] = max(screen_best.get(key, -np.inf), m)
+        chosen = {(p["order"], p["lag"]) for p, r in zip(res["params"], resc) if r}
+        assert min(screen_best[c] for c in chosen) >= max(
+            [v for c, v in screen_best.items() if c not in chosen], default=-np.inf)
+        exact_best = (exact.best_params_["order"], exact.best_params_["lag"])
+        if exact_best in chosen:
+            assert est.best_params_ == exact.best_params_
+            assert est.best_score_ == exact.best_score_
+        else:
+            assert est.best_score_ <= exact.best_score_
+    with pytest.raises(ValueError, match="top_k"):
+        ACMGridSearch(inner_reference="shared_then_exact", top_k=0, **kw).fit(X, y)

@@ -123,3 +123,23 @@ def test_estimator_api(trials):
     est = Covariances("lwf", device="cpu")
     assert clone(est).get_params() == est.get_params()
     assert est.fit(trials) is est and est.n_channels_ == 8
+
+
+def test_chunked_centring_and_cholesky_check_equal_the_direct_computation(rng):
+    from neurodecode.preprocessing import covariance as cov
+
+    # more trials than one centring chunk, with large DC offsets
+    X = rng.standard_normal((150, 6, 50)) + rng.uniform(-1e3, 1e3, (150, 6, 1))
+    Xc = X - X.mean(-1, keepdims=True)
+    np.testing.assert_allclose(covariances(X, "scm", device="cpu"),
+                               Xc @ Xc.transpose(0, 2, 1) / 50, rtol=1e-12, atol=0)
+    # the Cholesky pre-test never clears a matrix that the eigenvalue test flags
+    C = torch.from_numpy(Xc @ Xc.transpose(0, 2, 1) / 50)
+    lam = torch.linalg.eigvalsh(C)
+    for k, tol in enumerate(np.geomspace(1e-12, 1.0, 30)):
+        C[k] = C[k] + (tol * lam[k, -1] - lam[k, 0]) * torch.eye(6, dtype=C.dtype)  # smallest = tol * largest
+    for rank_tol in (1e-10, 1e-6, 1e-3, 1e-2):
+        flags, _ = cov.rank_deficient(C, rank_tol)
+        cleared = cov._surely_well_conditioned(C, rank_tol)
+        assert not bool((cleared & flags).any())
+        assert bool(cleared.any())

@@ -396,6 +396,59 @@ def test_parity_on_dog1():
 
 
 
+# ------------------------------------------------------------ Newton solver
+def _assert_newton_parity(C, y, n_train):
+    """solver="newton": pyRiemann's results to 1e-8 through another iteration path."""
+    Ctr, ytr, Cte = _split(C, y, n_train)
+    ref = pts.TangentSpace().fit(Ctr)
+    scale = np.abs(ref.reference_).max()
+    ours = TangentSpace(solver="newton", device="cpu")
+    F = ours.fit_transform(Ctr)
+    np.testing.assert_allclose(ours.reference_ / scale, ref.reference_ / scale, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(F, ref.transform(Ctr), atol=ATOL, rtol=0)
+    # the reused last-iteration logs are the log map at the stored reference
+    np.testing.assert_allclose(F, ours.transform(Ctr), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(ours.transform(Cte), ref.transform(Cte), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(TangentSpace(solver="newton", device="cpu").fit(Ctr).reference_,
+                               ours.reference_, atol=1e-14 * scale, rtol=0)
+    mdm = MDM(solver="newton", device="cpu").fit(Ctr, ytr)
+    pmdm = pclf.MDM().fit(Ctr, ytr)
+    mscale = np.abs(pmdm.covmeans_).max()
+    np.testing.assert_allclose(mdm.covmeans_ / mscale, pmdm.covmeans_ / mscale, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(mdm.transform(Cte), pmdm.transform(Cte), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(mdm.predict_proba(Cte), pmdm.predict_proba(Cte), atol=ATOL, rtol=0)
+    np.testing.assert_array_equal(mdm.predict(Cte), pmdm.predict(Cte))
+
+
+def test_newton_solver_matches_pyriemann_sim(sim):
+    t, C = sim
+    _assert_newton_parity(C, t.y, 80)
+
+
+def test_newton_solver_matches_pyriemann_on_physionet(physionet):
+    for X, y in physionet:
+        _assert_newton_parity(PCovariances("oas").fit_transform(X), y, 16)
+
+
+def test_newton_solver_matches_pyriemann_on_dog1():
+    require_dataset("kaggle_seizure_dog1", "dog1_ictal_interictal.npz")
+    from neurodecode.io.seizure import load_dog1_seizure
+
+    t = load_dog1_seizure()
+    idx = np.r_[np.flatnonzero(t.y == 1)[::6], np.flatnonzero(t.y == 0)[::12]]
+    perm = np.random.default_rng(0).permutation(len(idx))
+    X, y = t.X[idx].astype(np.float64)[perm], t.y[idx][perm]
+    _assert_newton_parity(PCovariances("oas").fit_transform(X), y, len(y) // 2)
+
+
+def test_solver_is_checked(sim):
+    t, C = sim
+    with pytest.raises(ValueError, match="solver"):
+        TangentSpace(solver="bfgs", device="cpu").fit(C)
+    with pytest.raises(ValueError, match="solver"):
+        MDM(solver="bfgs", device="cpu").fit(C, t.y)
+
+
 # ------------------------------------------------------------ registered pipelines
 PIPELINES = ["cov-ts-lr", "cov-ts-svm", "cov-mdm", "cov-fgmdm", "recentered-cov-ts-lr",
              "recentered-cov-mdm", "xdawncov-ts-lr"]
@@ -474,4 +527,6 @@ def test_benchmark_script_runs_small(capsys):
     spec.loader.exec_module(mod)
     mod.main(["--n-trials", "40", "--n-channels", "6", "--n-times", "160", "--runs", "1"])
     out = capsys.readouterr().out
-    assert "| total |" in out and "MDM predictions equal: True" in out
+    assert "| total |" in out
+    assert "MDM predictions equal (fixed-point): True" in out
+    assert "MDM predictions equal (newton): True" in out

@@ -142,3 +142,39 @@ def test_tangent_space_checks_sizes(spd):
         nr.tangent_space(spd, np.eye(3), device="cpu")
     with pytest.raises(ValueError, match="unknown tangent-space metric"):
         nr.tangent_space(spd, np.eye(spd.shape[-1]), metric="wasserstein", device="cpu")
+
+
+# ------------------------------------------------ Newton solver of the estimators
+@pytest.mark.parametrize("weighted", [False, True])
+def test_newton_mean_reaches_the_fixed_point_in_few_passes(spd, rng, weighted, monkeypatch):
+    from neurodecode.riemann import mean as nm
+
+    w = rng.uniform(0.5, 2.0, len(spd)) if weighted else None
+    X = torch.from_numpy(spd)
+    wt = nm._weights(w, len(spd), X)
+    passes = []
+    real = nm._whitened_eigh
+    monkeypatch.setattr(nm, "_whitened_eigh", lambda *a: passes.append(1) or real(*a))
+    M, logs = nm._mean_riemann_newton(X, wt, return_logs=True)
+    n_passes = len(passes)
+    monkeypatch.setattr(nm, "_whitened_eigh", real)
+    # the tightly converged fixed point of pyRiemann's own iteration
+    exact = nm._mean_riemann(X, wt, tol=1e-14, maxiter=500)
+    # gradient norm <= 1e-10 at M: M is that close to the fixed point
+    np.testing.assert_allclose(M.numpy(), exact.numpy(), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(M.numpy(), pmean.mean_riemann(spd, sample_weight=w), atol=ATOL, rtol=0)
+    assert n_passes <= 5, n_passes  # the fixed-point iteration needs ~9 for a 100x looser test
+    # the returned logs are the log map at the returned mean, and their weighted sum is ~0
+    np.testing.assert_allclose(logs.numpy(), pts.log_map_riemann(spd, M.numpy()), atol=1e-11, rtol=0)
+    assert np.linalg.norm(np.tensordot(wt.numpy(), logs.numpy(), axes=1)) <= 1e-10
+
+
+def test_newton_mean_refuses_non_spd(spd):
+    from neurodecode.riemann import mean as nm
+
+    bad = spd.copy()
+    bad[2] = -np.eye(spd.shape[-1])
+    with pytest.raises(ValueError, match="positive definite"):
+        nm.tensor_mean(torch.from_numpy(bad), "riemann", solver="newton")
+    with pytest.raises(ValueError, match="solver"):
+        nm.tensor_mean(torch.from_numpy(spd), "riemann", solver="bfgs")

@@ -53,7 +53,7 @@ from ..riemann.tangentspace import _log_map, _upper
 __all__ = ["ACMClassifier", "ACMGridSearch", "tangent_vectors"]
 
 CLASSIFIERS = ("svm", "lr")
-INNER_REFERENCES = ("riemann", "logeuclid", "shared_logeuclid")
+INNER_REFERENCES = ("riemann", "logeuclid", "shared_logeuclid", "shared_then_exact")
 
 
 def _device(device):
@@ -333,7 +333,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         Any scikit-learn scorer.
     tol, maxiter : float, int
         Stopping rule of the Riemannian mean (pyRiemann's defaults).
-    inner_reference : {"riemann", "logeuclid", "shared_logeuclid"}, default="riemann"
+    inner_reference : {"riemann", "logeuclid", "shared_logeuclid", "shared_then_exact"}, default="riemann"
         Tangent-space reference of the inner folds. "riemann": the
         affine-invariant mean of the inner-train ACMs, as MOABB's pipeline
         (exact). "logeuclid": their log-Euclidean mean, built from the cached
@@ -348,6 +348,14 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         is the all-trial Gram of the logs re-centred on the inner-train mean
         (no eigendecomposition per fold, inner-test rows unused for the
         centre). Also a selection-only approximation; refit as above.
+        "shared_then_exact": screen every member with "shared_logeuclid",
+        then score the ``top_k`` members with the best screening score
+        (each member's best over ``Cs``) exactly ("riemann": per-fold
+        Riemannian reference on the inner-train rows) and select among those
+        exact scores only. The pick equals the exact search's pick whenever
+        the exact search's best member is among the ``top_k`` screened ones.
+    top_k : int, default=3
+        Members re-scored exactly by ``inner_reference="shared_then_exact"``.
     random_state : int or None, default=None
         Passed to the classifier.
     device : str or None, default=None
@@ -365,7 +373,11 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         ``param_order``, ``param_lag``, ``param_C``, ``params``,
         ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
         ``rank_test_score``, ``member_time`` (seconds spent on the candidate's
-        (order, lag) member, shared by its C values) and ``error``.
+        (order, lag) member, shared by its C values) and ``error``. With
+        ``inner_reference="shared_then_exact"`` the test scores are the
+        exact ones (NaN for members that were not re-scored, ranked last),
+        and ``screen_split{k}_test_score``, ``screen_mean_test_score`` and
+        ``rescored`` (bool) record the screening.
     order_, lag_, C_ : the selected values
     reference_ : ndarray, shape (order_*C, order_*C)
         Riemannian mean of the training ACMs (tangent-space reference).
@@ -386,7 +398,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
 
     def __init__(self, orders=tuple(range(1, 11)), lags=tuple(range(1, 11)), Cs=(0.5, 1.0, 1.5),
                  estimator="cov", cv=5, classifier="svm", scoring="roc_auc", tol=10e-9,
-                 maxiter=50, inner_reference="riemann", random_state=None, device=None):
+                 maxiter=50, inner_reference="riemann", top_k=3, random_state=None, device=None):
         self.orders = orders
         self.lags = lags
         self.Cs = Cs
@@ -397,6 +409,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.maxiter = maxiter
         self.inner_reference = inner_reference
+        self.top_k = top_k
         self.random_state = random_state
         self.device = device
 
@@ -414,6 +427,9 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         orders = sorted({int(o) for o in self.orders})
         lags = sorted({int(lag) for lag in self.lags})
         Cs = [float(c) for c in self.Cs]
+        if self.inner_reference == "shared_then_exact" and not (
+                isinstance(self.top_k, (int, np.integer)) and self.top_k >= 1):
+            raise ValueError(f"top_k must be an int >= 1, got {self.top_k!r}")
         if not orders or not lags or not Cs:
             raise ValueError("orders, lags and Cs must each hold at least one value")
         if any(c <= 0 for c in Cs):
@@ -461,10 +477,17 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
                 t0 = time.perf_counter()
                 by_key[(order, lag)] = self._score_member(covs, y_arr, splits, Cs, scorer)
                 by_key[(order, lag)] += (time.perf_counter() - t0,)
+        screen = None
+        if self.inner_reference == "shared_then_exact":
+            screen, by_key = by_key, self._rescore_top(X, y_arr, splits, Cs, scorer, by_key, dev)
+        screen_scores, rescored = [], []
         for lag in lags:
             for order in orders:
                 if (order, lag) in by_key:
                     member_scores, error, seconds = by_key[(order, lag)]
+                elif screen is not None and (order, lag) in screen:
+                    member_scores = np.full((len(Cs), n_splits), np.nan)
+                    error, seconds = screen[(order, lag)][1], screen[(order, lag)][2]
                 else:
                     member_scores = np.full((len(Cs), n_splits), np.nan)
                     error, seconds = "embedding longer than the trials", 0.0
@@ -473,6 +496,10 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
                     scores.append(member_scores[ci])
                     errors.append(error)
                     member_times.append(seconds)
+                    if screen is not None:
+                        screen_scores.append(screen[(order, lag)][0][ci] if (order, lag) in screen
+                                             else np.full(n_splits, np.nan))
+                        rescored.append((order, lag) in by_key)
 
         scores = np.asarray(scores)
         with warnings.catch_warnings():
@@ -500,6 +527,14 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         }
         for k in range(n_splits):
             results[f"split{k}_test_score"] = scores[:, k]
+        if screen is not None:
+            screen_scores = np.asarray(screen_scores)
+            for k in range(n_splits):
+                results[f"screen_split{k}_test_score"] = screen_scores[:, k]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                results["screen_mean_test_score"] = screen_scores.mean(axis=1)
+            results["rescored"] = np.array(rescored)
         self.cv_results_ = results
         self.best_index_ = int(np.argmin(rank))
         self.best_params_ = dict(candidates[self.best_index_])
@@ -521,14 +556,43 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         self.n_channels_ = X.shape[1]
         return self
 
-    def _score_member(self, covs, y, splits, Cs, scorer):
+    def _rescore_top(self, X, y, splits, Cs, scorer, screen, dev):
+        """Exact scores of the ``top_k`` members with the best screening score.
+
+        Members are ranked by their best mean screening score over ``Cs``
+        (failed members last; ties keep the grid order lag -> order, as the
+        final selection does); their ACMs are recomputed (not kept from the
+        screening: a full grid of high-order ACMs does not fit in memory)
+        and scored with per-fold Riemannian references.
+        """
+        keys = sorted(screen, key=lambda ol: (ol[1], ol[0]))  # grid order: lag, then order
+
+        def best(key):
+            means = screen[key][0].mean(axis=1)  # NaN where a fold failed, as in fit
+            means = means[~np.isnan(means)]
+            return float(means.max()) if len(means) else -np.inf
+
+        ranked = sorted(keys, key=best, reverse=True)  # stable: grid order among ties
+        out = {}
+        for order, lag in ranked[:int(self.top_k)]:
+            if best((order, lag)) == -np.inf:
+                continue  # failed in screening (not SPD): it fails exactly too
+            t0 = time.perf_counter()
+            covs = torch.as_tensor(
+                augmented_covariances(X, order, lag, self.estimator, device=dev), device=dev)
+            scores, error = self._score_member(covs, y, splits, Cs, scorer, mode="riemann")
+            out[(order, lag)] = (scores, error, screen[(order, lag)][2] + time.perf_counter() - t0)
+        return out
+
+    def _score_member(self, covs, y, splits, Cs, scorer, mode=None):
         """Scores (len(Cs), n_splits) of one (order, lag) member, and an error string."""
+        mode = self.inner_reference if mode is None else mode
         n_splits = len(splits)
         out = np.full((len(Cs), n_splits), np.nan)
         log_covs = _spd_logm(covs)
         if log_covs is None:
             return out, "augmented covariances not positive definite"
-        if self.inner_reference == "shared_logeuclid":
+        if mode in ("shared_logeuclid", "shared_then_exact"):
             return self._score_shared(_upper(log_covs), y, splits, Cs, scorer, out), ""
         for k, (train, test) in enumerate(splits):
             tr = torch.as_tensor(train, device=covs.device)
@@ -536,7 +600,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
             # log-Euclidean mean of the inner-train rows: the Karcher start (or the reference)
             reference = _expm(log_covs[tr].mean(0))
             te = torch.as_tensor(test, device=covs.device)
-            if self.inner_reference == "riemann":
+            if mode == "riemann":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "convergence not reached"
                     reference, logs_tr = _karcher_tangent(covs[tr], reference, self.tol,

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..riemann.distance import tensor_distance
-from ..riemann.mean import tensor_mean
+from ..riemann.mean import check_solver, tensor_mean
 from ._spd import as_spd_tensor, check_metric, check_weights, check_y, to_numpy
 from .tangent import FGDA
 
@@ -40,6 +40,10 @@ class MDM(TransformerMixin, ClassifierMixin, BaseEstimator):
         means and the distances, or ``{"mean": ..., "distance": ...}``.
     device : str or None, default=None
         Torch device (None: CUDA when present).
+    solver : {"fixed-point", "newton"}, default="fixed-point"
+        Iteration of the Riemannian class means (see
+        :class:`~neurodecode.models.tangent.TangentSpace`): pyRiemann's, or a
+        Newton iteration to the same fixed point in fewer passes.
 
     Attributes
     ----------
@@ -60,12 +64,14 @@ class MDM(TransformerMixin, ClassifierMixin, BaseEstimator):
     (20, 2)
     """
 
-    def __init__(self, metric="riemann", device=None):
+    def __init__(self, metric="riemann", device=None, solver="fixed-point"):
         self.metric = metric
         self.device = device
+        self.solver = solver
 
     def _fit_tensor(self, T, y, sample_weight):
         metric_mean, _ = check_metric(self.metric, ("mean", "distance"))
+        solver = check_solver(self.solver)
         y = check_y(y, T.shape[0])
         self.classes_ = np.unique(y)
         sw = check_weights(sample_weight, T.shape[0])
@@ -77,7 +83,8 @@ class MDM(TransformerMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"class {c!r} has zero total sample_weight: its mean is undefined; "
                                  "drop the class or give its matrices positive weights")
             sel = torch.as_tensor(idx, device=T.device)
-            means.append(tensor_mean(T.index_select(0, sel), metric_mean, sample_weight=sw[idx]))
+            means.append(tensor_mean(T.index_select(0, sel), metric_mean, sample_weight=sw[idx],
+                                     solver=solver))
         self.covmeans_ = to_numpy(torch.stack(means))
         self.n_features_in_ = T.shape[1]
         return self

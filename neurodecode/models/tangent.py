@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.utils.validation import check_is_fitted
 
-from ..riemann.mean import tensor_mean
+from ..riemann.mean import check_solver, tensor_mean, tensor_mean_riemann_logs
 from ..riemann.tangentspace import _exp_map, _log_map, _unupper, _upper
 from ._spd import as_spd_tensor, check_metric, check_weights, check_y, resolve_device, to_numpy
 
@@ -44,6 +44,13 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         which trials are transformed together.
     device : str or None, default=None
         Torch device (None: CUDA when present).
+    solver : {"fixed-point", "newton"}, default="fixed-point"
+        Iteration of the Riemannian mean. "fixed-point": pyRiemann's, so the
+        same reference to rounding. "newton": the same fixed point to a
+        tighter tolerance in about a third of the eigendecomposition passes,
+        and ``fit_transform`` reuses the last pass as the tangent vectors;
+        results differ from pyRiemann's by pyRiemann's convergence error
+        (see ``docs/benchmarks.md``, "Riemannian engine").
 
     Attributes
     ----------
@@ -62,15 +69,16 @@ class TangentSpace(TransformerMixin, BaseEstimator):
     (20, 6)
     """
 
-    def __init__(self, metric="riemann", tsupdate=False, device=None):
+    def __init__(self, metric="riemann", tsupdate=False, device=None, solver="fixed-point"):
         self.metric = metric
         self.tsupdate = tsupdate
         self.device = device
+        self.solver = solver
 
     def _fit_tensor(self, T, sample_weight):
         metric_mean, _ = check_metric(self.metric, ("mean", "map"))
         sw = check_weights(sample_weight, T.shape[0])
-        ref = tensor_mean(T, metric_mean, sample_weight=sw)
+        ref = tensor_mean(T, metric_mean, sample_weight=sw, solver=check_solver(self.solver))
         self.reference_ = to_numpy(ref)
         self.n_features_in_ = T.shape[1]
         return ref
@@ -100,7 +108,7 @@ class TangentSpace(TransformerMixin, BaseEstimator):
     def _reference_for(self, T):
         if self.tsupdate:
             metric_mean, _ = check_metric(self.metric, ("mean", "map"))
-            return tensor_mean(T, metric_mean)
+            return tensor_mean(T, metric_mean, solver=check_solver(self.solver))
         return torch.as_tensor(self.reference_, device=T.device)
 
     def transform(self, X):
@@ -110,8 +118,22 @@ class TangentSpace(TransformerMixin, BaseEstimator):
         return to_numpy(self._transform_tensor(T, self._reference_for(T)))
 
     def fit_transform(self, X, y=None, sample_weight=None):
-        """Fit the reference on ``X`` and return its tangent vectors (one conversion)."""
+        """Fit the reference on ``X`` and return its tangent vectors.
+
+        With ``solver="newton"`` and the Riemannian mean and map, the mean's last iteration already
+        holds :math:`\log(\mathbf{C}_\text{ref}^{-1/2} \mathbf{C}_i
+        \mathbf{C}_\text{ref}^{-1/2})` for the returned reference, so no
+        further eigendecomposition pass is made (same vectors as
+        ``fit(X).transform(X)`` to rounding).
+        """
         T = as_spd_tensor(X, self.device)
+        if (check_solver(self.solver) == "newton"
+                and check_metric(self.metric, ("mean", "map")) == ("riemann", "riemann")):
+            sw = check_weights(sample_weight, T.shape[0])
+            ref, logs = tensor_mean_riemann_logs(T, sample_weight=sw)
+            self.reference_ = to_numpy(ref)
+            self.n_features_in_ = T.shape[1]
+            return to_numpy(_upper(logs))
         ref = self._fit_tensor(T, sample_weight)
         return to_numpy(self._transform_tensor(T, ref))
 
