@@ -232,7 +232,7 @@ def main(argv=None):
         summary = rc.summarize(df)
         report.section(f"{split}: ROC-AUC per pipeline (mean ± sd over subjects)",
                        rc.fmt_table(summary, rc.SUMMARY_COLS) + f"\n\nwall {wall:.1f} s")
-        pairs = rc.paired(df)
+        pairs = rc.paired(df, comparison_pairs(list(pipes)))
         report.section(f"{split}: paired tests (per subject; Wilcoxon, sign-flip permutation)",
                        rc.fmt_table(pairs, rc.PAIRED_COLS))
         report.csv(df, split)
@@ -258,6 +258,24 @@ def main(argv=None):
             report.section("within-session: MOABB vs harness, CSP+LDA (reference)", text)
             report.csv(both.reset_index(names="subject"), "moabb_reference")
     report.finish()
+
+
+# The alignment variants tried against plain TS+LR (a small fixed set, decided before the
+# run; the pyRiemann pipelines are parity references, not variants).
+VARIANTS = ["rpa-cov-ts-lr", "recentered-cov-zts-lr", "cov-zts-lr"]
+
+
+def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Paired tests to report: every pair of the main pipelines (and csp-lda), each alignment
+    pipeline against cov-ts-lr and recentered-cov-ts-lr, and ours against pyRiemann's."""
+    main = [n for n in ["csp-lda", *PIPELINES] if n in names]
+    pairs = [(a, b) for i, a in enumerate(main) for b in main[i + 1:]]
+    for a in ALIGNMENT:
+        for base in ("cov-ts-lr", "recentered-cov-ts-lr"):
+            if a in names and base in names:
+                pairs.append((base, a))
+    pairs.append(("rpa-cov-ts-lr", "pyriemann-tlcenter-tlscale-ts-lr"))
+    return [(a, b) for a, b in pairs if a in names and b in names]
 
 
 def _expand(text: str) -> list[str]:
