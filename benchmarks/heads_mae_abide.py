@@ -37,6 +37,9 @@ fold is kept in ``--work`` so a rerun after pretraining skips it too).
     python benchmarks/heads_mae_abide.py --quick             # 4 small sites, 2 folds, tiny model
     /work/notes/heavy python benchmarks/heads_mae_abide.py   # 5 folds, all sites
     python benchmarks/heads_mae_abide.py --report-only       # summary from the CSV
+
+``--time-limit`` stops before a new fold once that many seconds have passed,
+so one heavy slot is not held for the whole run on a shared machine.
 """
 
 from __future__ import annotations
@@ -283,6 +286,8 @@ def main(argv=None):
     p.add_argument("--tag", default=None)
     p.add_argument("--work", default=None, help="folder of the per-fold pretrained MAEs")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds: start no new fold after this (rerun to continue; finished rows are kept)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
@@ -310,6 +315,9 @@ def main(argv=None):
     done = set(zip(done_df["fold"], done_df["method"])) if not done_df.empty else set()
     t_all = time.perf_counter()
     for k, (train, test) in enumerate(folds):
+        if args.time_limit is not None and time.perf_counter() - t_all > args.time_limit:
+            print(f"time limit {args.time_limit:.0f} s reached before fold {k}: rerun to continue", flush=True)
+            break
         run_fold(k, train, test, trials, args, done, out_csv)
     print(f"total {time.perf_counter() - t_all:.0f} s", flush=True)
     report(out_csv, tag, f"{majority:.4f}")

@@ -279,38 +279,69 @@ def test_cli_pretrain_and_finetune(tmp_path, nsd, capsys):
 
 
 # ---------------------------------------------------------------- planted structure
-def test_reset_tuning_beats_per_subject_model_on_shared_latent(tmp_path, nsd):
-    """simulate_nsd: one latent code seen through each subject's own voxel map.
+def _planted_gains(tmp_path, data_seed, ns=(5, 10, 20), draws=(0, 1)):
+    """Reset-tuned minus per-subject (same net from scratch) accuracy, per target × n × draw.
 
-    Pretraining on four subjects learns the shared latent → category mapping;
-    reset-tuning only the new subject's adapter with n ≤ 20 trials per class
-    must beat the same architecture trained from scratch on those trials.
-    The margin is small and depends on the target subject (see
-    benchmarks/heads_fewshot_nsd.py: with subj04 as target there is no gain);
-    this test pins one seeded set-up (target subj05) as a regression guard.
+    simulate_nsd: one latent stimulus code seen through each subject's own
+    voxel map (40-60 voxels, noise 2: single trials are noisy). The shared
+    model is pretrained on subjects 1-4; subjects 5-7 are new. Each gets
+    ``n`` labelled trials per class (seeded draw); reset-tuning re-initialises
+    its adapter (ridge alignment on the pretraining subjects' stimulus
+    anchors, default ``finetune_epochs="auto"``); the per-subject model is the
+    same architecture trained from scratch on those trials. Both are scored on
+    the subject's other trials.
     """
     from neurodecode.models.adapter import CrossSubjectClassifier
     from neurodecode.models.foundation import finetune, pretrain
 
-    subjects = sorted(nsd)
+    d = simulate_nsd(n_subjects=7, n_stimuli=200, n_trials_per_subject=400, n_voxels=(40, 60),
+                     latent_dim=8, noise=2.0, random_state=data_seed)
+    subjects = sorted(d)
     arch = dict(shared_dim=64, hidden_dim=64, latent_dim=16, device="cpu")
-    ckpt = pretrain([nsd[s] for s in subjects[:4]], head="cross-subject", out_dir=tmp_path / "cs",
+    ckpt = pretrain([d[s] for s in subjects[:4]], head="cross-subject", out_dir=tmp_path / f"cs{data_seed}",
                     model=arch, trainer=dict(max_epochs=40, batch_size=32, patience=8))
-    new = nsd[subjects[4]]
-    gains = []
-    for n in (5, 10, 20):
-        tuned = finetune(ckpt, new, n_trials=n, epochs=100, random_state=n, **arch)
-        rest = np.setdiff1d(np.arange(new.n_trials), tuned.finetune_index_)
-        Xc, yc = new.X[tuned.finetune_index_], new.y[tuned.finetune_index_]
-        scratch = CrossSubjectClassifier(**arch, max_epochs=100, val_fraction=0.0, lr=3e-3,
-                                         random_state=n).fit(Xc, yc)
-        acc_tuned = (tuned.predict(new.X[rest], meta=new.meta.iloc[rest]) == new.y[rest]).mean()
-        acc_scratch = (scratch.predict(new.X[rest]) == new.y[rest]).mean()
-        gains.append(acc_tuned - acc_scratch)
-        print(f"n={n}: reset-tuned {acc_tuned:.3f}  from scratch {acc_scratch:.3f}")
-    # measured here: +1.8, +4.2, +3.6 points (n = 5, 10, 20 per class)
-    assert np.mean(gains) > 0.015, gains
-    assert min(gains) > 0.0, gains
+    rows = []
+    for s in subjects[4:]:
+        new = d[s]
+        for n in ns:
+            for draw in draws:
+                seed = 100 * draw + n
+                tuned = finetune(ckpt, new, n_trials=n, random_state=seed, **arch)
+                idx = tuned.finetune_index_
+                rest = np.setdiff1d(np.arange(new.n_trials), idx)
+                scratch = CrossSubjectClassifier(**arch, max_epochs=100, val_fraction=0.0, lr=3e-3,
+                                                 random_state=seed).fit(new.X[idx], new.y[idx])
+                acc_t = (tuned.predict(new.X[rest], meta=new.meta.iloc[rest]) == new.y[rest]).mean()
+                acc_s = (scratch.predict(new.X[rest]) == new.y[rest]).mean()
+                rows.append({"subject": s, "n": n, "draw": draw, "tuned": acc_t, "scratch": acc_s,
+                             "gain": acc_t - acc_s})
+    return pd.DataFrame(rows)
+
+
+def _assert_reset_tuning_wins(df):
+    print(df.groupby("n")[["tuned", "scratch", "gain"]].mean().round(3))
+    # the advantage is small (about +2 points; single comparisons are noisy, sd ~4 points),
+    # so it is asserted on the mean over target subjects x n x draws and on the majority
+    assert df["gain"].mean() > 0.005, df
+    assert (df["gain"] > 0).mean() > 0.5, df
+
+
+def test_reset_tuning_beats_per_subject_model_on_shared_latent(tmp_path):
+    """3 new subjects × n = 5, 10, 20 per class × 2 draws of the calibration trials."""
+    _assert_reset_tuning_wins(_planted_gains(tmp_path, data_seed=0))
+
+
+@pytest.mark.slow
+def test_reset_tuning_beats_per_subject_model_other_simulations(tmp_path):
+    """The same check pooled over four other simulated data sets (slow: one pretraining each).
+
+    Pooled, not per data set: with ~+1-2 points of mean gain and 18 noisy
+    comparisons per data set, single data sets land on either side of 0
+    (measured mean gains: +0.9, -0.1, +1.7, +2.0 points for seeds 1-4).
+    """
+    df = pd.concat([_planted_gains(tmp_path, data_seed=s).assign(data_seed=s) for s in (1, 2, 3, 4)])
+    print(df.groupby("data_seed")["gain"].agg(["mean", lambda g: (g > 0).mean()]).round(3))
+    _assert_reset_tuning_wins(df)
 
 
 def test_heads_run_in_the_harness_with_meta_routing():

@@ -244,8 +244,15 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
     few_shot_max_trials : int
     max_epochs, lr, batch_size, patience, val_fraction, weight_decay
         Shared-model training.
-    finetune_epochs, finetune_lr : int, float
-        Reset-tuning of a new subject's adapter (no validation split: few trials).
+    finetune_epochs : int or "auto"
+        Gradient epochs of reset-tuning a new subject's adapter (no validation
+        split: few trials). ``"auto"``: 0 when the subject's trials have
+        stimulus anchors (the closed-form ridge alignment is the whole reset:
+        on ≤ 40 trials, gradient epochs after it overfit — on `simulate_nsd`
+        they lowered the gain over a per-subject model from about +2 to +0.5
+        points, see tests/test_models_heads.py), else 100.
+    finetune_lr : float
+        Learning rate of those epochs.
     full_epochs, full_lr_factor : int, float
         Second reset-tuning stage over all parameters (0: off).
     align_column : str or None
@@ -269,7 +276,7 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
     def __init__(self, shared_dim=64, hidden_dim=128, latent_dim=32, n_layers=2, dropout=0.1,
                  cycle_weight=0.0, generic=False, checkpoint=None, few_shot_max_trials=100,
                  max_epochs=60, lr=1e-3, batch_size=32, patience=10, val_fraction=0.2,
-                 weight_decay=1e-4, finetune_epochs=100, finetune_lr=3e-3, full_epochs=0,
+                 weight_decay=1e-4, finetune_epochs="auto", finetune_lr=3e-3, full_epochs=0,
                  full_lr_factor=0.1, align_column="stimulus", align_weight=1.0, ridge_alpha=1.0,
                  device="auto", random_state=0):
         self.shared_dim = shared_dim
@@ -394,8 +401,10 @@ class CrossSubjectClassifier(_MetaRequest, ClassifierMixin, BaseEstimator):
                     d = model.config["latent_dim"]
                     part["latent_target"], part["shared_target"] = vals[:, :d], vals[:, d:]
                     part["align_weight"] = float(self.align_weight)
-            cfg = self._trainer_config(max_epochs=self.finetune_epochs, lr=self.finetune_lr,
-                                       val_fraction=0.0)
+            epochs = self.finetune_epochs
+            if epochs == "auto":
+                epochs = 0 if "shared_target" in part else 100
+            cfg = self._trainer_config(max_epochs=int(epochs), lr=self.finetune_lr, val_fraction=0.0)
             self.reset_results_[s] = reset_tune(model, part, s, x.shape[1], trainer_config=cfg,
                                                 full_epochs=self.full_epochs,
                                                 full_lr_factor=self.full_lr_factor,

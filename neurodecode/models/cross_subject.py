@@ -264,6 +264,8 @@ def reset_tune(model, parts, subject, dim, *, trainer_config=None, full_epochs=0
         The subject's input size.
     trainer_config : TrainerConfig or dict, optional
         Used for the adapter stage (validation split by trial: one subject).
+        ``max_epochs=0``: no gradient stage (with ``shared_target`` anchors the
+        ridge initialisation is then the whole reset).
     full_epochs : int
         Epochs of the second stage (all parameters, ``lr * full_lr_factor``); 0 skips it.
     full_lr_factor : float
@@ -276,7 +278,7 @@ def reset_tune(model, parts, subject, dim, *, trainer_config=None, full_epochs=0
         Ridge penalty (times the number of trials) of the closed-form
         initialisation, used when the part has ``shared_target`` anchors.
     """
-    from .trainer import Trainer, TrainerConfig
+    from .trainer import Trainer, TrainerConfig, TrainResult
 
     cfg = trainer_config or TrainerConfig()
     cfg = TrainerConfig(**cfg) if isinstance(cfg, dict) else cfg
@@ -293,7 +295,10 @@ def reset_tune(model, parts, subject, dim, *, trainer_config=None, full_epochs=0
             p.requires_grad_(True)
         parts = [dict(part, train_generic=False) for part in
                  (parts if isinstance(parts, list) else [parts])]
-        results = [Trainer(cfg, val_by="trial").fit(model, parts, groups, parameters=params)]
+        if cfg.max_epochs > 0:
+            results = [Trainer(cfg, val_by="trial").fit(model, parts, groups, parameters=params)]
+        else:  # closed-form (ridge) reset only: no optimiser to build
+            results = [TrainResult(device=str(next(model.parameters()).device))]
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(frozen.get(n, True))
