@@ -475,3 +475,25 @@ def test_shared_then_exact_picks_like_the_exact_search(monkeypatch):
             assert est.best_score_ <= exact.best_score_
     with pytest.raises(ValueError, match="top_k"):
         ACMGridSearch(inner_reference="shared_then_exact", top_k=0, **kw).fit(X, y)
+
+
+def test_fast_precomputed_svc_equals_sklearn_svc(rng):
+    from sklearn.svm import SVC
+
+    import neurodecode.models.acm_search as mod
+
+    F = rng.standard_normal((40, 12))
+    y = np.where(F[:, 0] + 0.5 * rng.standard_normal(40) > 0, "right", "left")
+    K = F @ F.T
+    tr, te = np.arange(30), np.arange(30, 40)
+    for C in (0.01, 0.5, 1.5, 100.0):
+        fast = mod._PrecomputedBinarySVC(C).fit(K[np.ix_(tr, tr)], y[tr])
+        ref = SVC(kernel="precomputed", C=C).fit(K[np.ix_(tr, tr)], y[tr])
+        np.testing.assert_array_equal(fast.classes_, ref.classes_)
+        np.testing.assert_allclose(fast.decision_function(K[np.ix_(te, tr)]),
+                                   ref.decision_function(K[np.ix_(te, tr)]), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(fast.predict(K[np.ix_(te, tr)]), ref.predict(K[np.ix_(te, tr)]))
+    # only where it gives SVC's numbers
+    assert isinstance(mod._svm_precomputed(1.0, y, None, "roc_auc"), mod._PrecomputedBinarySVC)
+    assert isinstance(mod._svm_precomputed(1.0, y, None, "f1_macro"), SVC)
+    assert isinstance(mod._svm_precomputed(1.0, np.arange(40) % 3, None, "accuracy"), SVC)
