@@ -218,3 +218,18 @@ def test_writer_commits_each_fold_and_leaves_one_file(tmp_path):
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     # outside a writer, put works as before
     assert store.put("b", {"score": 0.5}) and len(store) == 2
+
+
+def test_fingerprint_same_for_blocked_and_interleaved_rows():
+    # blocked subjects take the no-copy view path, interleaved ones the fancy-index path:
+    # both must hash the same bytes (store keys of earlier runs stay valid)
+    from neurodecode.evaluation.store import data_fingerprints
+
+    t = simulate_eeg(n_subjects=3, n_trials=10, n_channels=3, n_times=64, random_state=0)
+    subj = t.meta["subject"].to_numpy()
+    # interleave subjects (rows s1, s2, s3, s1, s2, s3, ...), keeping each subject's own row order
+    blocks = [np.flatnonzero(subj == s) for s in np.unique(subj)]
+    order = np.stack(blocks, axis=1).ravel()
+    shuffled = t[order]
+    assert not (np.diff(np.flatnonzero(shuffled.meta["subject"].to_numpy() == subj[0])) == 1).all()
+    assert data_fingerprints(shuffled) == data_fingerprints(t)

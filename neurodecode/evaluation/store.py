@@ -272,7 +272,10 @@ def stable_repr(obj) -> str:
 def _hash_update_array(h, x):
     x = np.ascontiguousarray(x)
     h.update(f"{x.dtype}{x.shape}".encode())
-    h.update(x.tobytes())
+    try:
+        h.update(memoryview(x).cast("B"))  # the same bytes as x.tobytes(), without copying them
+    except (TypeError, ValueError):  # object arrays and other formats a buffer cannot give
+        h.update(x.tobytes())
 
 
 def data_fingerprints(trials) -> dict:
@@ -294,6 +297,9 @@ def data_fingerprints(trials) -> dict:
                 _hash_update_array(h, trials.X[i])
         elif trials.is_lazy:
             h.update(f"{trials.X.file.filename}:{trials.X.name}:{trials.X.shape}:{idx.tolist()}".encode())
+        elif len(idx) and idx[-1] - idx[0] + 1 == len(idx):
+            # a subject's rows are usually one block: hash a view instead of a fancy-indexed copy
+            _hash_update_array(h, trials.X[idx[0]:idx[-1] + 1])
         else:
             _hash_update_array(h, trials.X[idx])
         if trials.y is not None:
