@@ -19,6 +19,8 @@ Per outer fold, fitted on the **training sites only**:
 * ``mae-finetune``: the same pretrained encoder + a linear head, trained end to
   end on the training windows (label = the scan's label; early stopping on
   held-out training sites), scan probability = mean of its windows'.
+* ``untrained-probe``: control for the pretraining: the ``mae-probe`` features
+  from the same architecture at its seeded random initialisation (no training).
 * ``conn-tangent-lr``: the registered pipeline (tangent connectivity around the
   training scans' geometric mean → StandardScaler → LogisticRegression).
 
@@ -66,7 +68,7 @@ from neurodecode.atomic import atomic_path  # noqa: E402
 
 RESULTS = HERE / "results"
 QUICK_SITES = ["CALTECH", "CMU", "OHSU", "SBL"]
-METHODS = ("conn-tangent-lr", "mae-probe", "mae-probe-mean", "mae-finetune")
+METHODS = ("conn-tangent-lr", "mae-probe", "mae-probe-mean", "mae-finetune", "untrained-probe")
 
 
 def zscore_scan(x):
@@ -156,11 +158,31 @@ def run_fold(k, train, test, trials, args, done, out_csv):
         print(f"[fold {k}] conn-tangent-lr acc {np.mean(pred == y[test]):.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    mae_methods = [m for m in todo if m.startswith("mae")]
+    mae_methods = [m for m in todo if m.startswith("mae") or m == "untrained-probe"]
     if not mae_methods:
         return
     Xtr, own_tr = window_table([trials.X[i] for i in train], args.window)
     Xte, own_te = window_table([trials.X[i] for i in test], args.window)
+    model = dict(patch_size=args.patch, embed_dim=args.embed_dim, depth=args.depth, n_heads=args.heads,
+                 decoder_dim=args.decoder_dim, mask_ratio=args.mask_ratio)
+    if "untrained-probe" in mae_methods:
+        from neurodecode.models.mae import TokenMAE
+
+        t0 = time.perf_counter()
+        torch.manual_seed(args.seed)  # as pretrain() seeds before building the model
+        mae = TokenMAE(n_tokens=Xtr.shape[1], n_times=Xtr.shape[2], **model)
+        mu = Xtr.mean(axis=(0, 2))[None, :, None]
+        sd = Xtr.std(axis=(0, 2))[None, :, None] + 1e-8
+        ftr = per_scan_mean(encode_windows(mae, ((Xtr - mu) / sd).astype(np.float32), "token"), own_tr, len(train))
+        fte = per_scan_mean(encode_windows(mae, ((Xte - mu) / sd).astype(np.float32), "token"), own_te, len(test))
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=5000))
+        pred = probe.fit(ftr, y[train]).predict(fte)
+        append_rows(out_csv, site_rows(k, "untrained-probe", sites[test], y[test], pred, time.perf_counter() - t0,
+                                       {"n_features": int(ftr.shape[1])}))
+        print(f"[fold {k}] untrained-probe acc {np.mean(pred == y[test]):.4f}", flush=True)
+        mae_methods.remove("untrained-probe")
+        if not mae_methods:
+            return
     meta_tr = trials.meta.iloc[train].reset_index(drop=True).iloc[own_tr].reset_index(drop=True)
     ckpt = Path(args.work) / f"fold{k}"
     t0 = time.perf_counter()
@@ -169,8 +191,6 @@ def run_fold(k, train, test, trials, args, done, out_csv):
         pre_s = json.loads((ckpt / "timing.json").read_text())["pretrain_s"]
     else:
         unlabeled = Trials(Xtr, None, meta_tr, sfreq=1.0, modality="fmri", name=f"abide-train-fold{k}")
-        model = dict(patch_size=args.patch, embed_dim=args.embed_dim, depth=args.depth, n_heads=args.heads,
-                     decoder_dim=args.decoder_dim, mask_ratio=args.mask_ratio)
         pretrain(unlabeled, head="mae", out_dir=ckpt, model=model, group_column="site",
                  random_state=args.seed,
                  trainer=dict(max_epochs=args.epochs, batch_size=64, lr=args.lr, patience=args.patience,
@@ -236,19 +256,23 @@ def report(out_csv, tag, n_scans):
     bound = chance_bound("accuracy", n)
     summary["chance_bound_pooled"] = bound
     tests = []
-    for m in summary["method"]:
-        if m == "conn-tangent-lr" or "conn-tangent-lr" not in set(summary["method"]):
+    have = set(summary["method"])
+    # every method vs the tangent baseline, and the pretraining's own effect (probe vs untrained)
+    pairs = [(m, "conn-tangent-lr") for m in summary["method"] if m != "conn-tangent-lr"]
+    pairs.append(("mae-probe", "untrained-probe"))
+    for a, b in pairs:
+        if a not in have or b not in have:
             continue
         for unit, table in (("fold", fold), ("site", df)):
-            t = table[table["method"].isin([m, "conn-tangent-lr"])]
+            t = table[table["method"].isin([a, b])]
             t = pd.DataFrame({"dataset": "abide-pcp", "pipeline": t["method"],
                               "subject": t[unit].astype(str), "score": t["accuracy"]})
             try:
-                r = paired_comparison(t, m, "conn-tangent-lr")
+                r = paired_comparison(t, a, b)
             except ValueError as e:
-                print(f"paired test {m} vs tangent over {unit}s: {e}")
+                print(f"paired test {a} vs {b} over {unit}s: {e}")
                 continue
-            tests.append({"a": m, "b": "conn-tangent-lr", "unit": unit, **r})
+            tests.append({"a": a, "b": b, "unit": unit, **r})
     paired = pd.DataFrame(tests)
     with atomic_path(RESULTS / f"heads_mae_abide_summary_{tag}.csv") as tmp:
         summary.to_csv(tmp, index=False)
@@ -259,6 +283,8 @@ def report(out_csv, tag, n_scans):
     print(summary.round(4).to_string(index=False))
     print(f"one-sided 95% binomial chance bound on the pooled accuracy (p=0.5, n={n}): {bound:.4f}; "
           f"majority class share {n_scans}")
+    if not paired.empty:
+        paired = paired.drop(columns=["dataset", "pipeline_a", "pipeline_b"], errors="ignore")
     if not paired.empty:
         print(paired.round(4).to_string(index=False))
 
