@@ -37,7 +37,7 @@ class DatasetInfo:
     modality : str
         ``eeg``, ``ieeg`` or ``fmri``.
     n_subjects : int
-        Subjects in what the loader returns with its default arguments.
+        Subjects in the local copy the loader reads.
     subjects_per_task : dict
         ``{task: subjects}`` when the loader's ``task`` argument changes how
         many subjects have trials (Muse: a subject without a usable cue epoch
@@ -118,8 +118,9 @@ def get_dataset(name: str) -> DatasetInfo:
 def list_datasets() -> pd.DataFrame:
     """One row per registered dataset: name, modality, subjects, availability, path, source.
 
-    ``subjects`` is text, per task where the task changes it (``"cue 66, target 67"``);
-    ``n_subjects`` is the number for the loader's default arguments.
+    ``subjects`` is text, per task where the loader's ``task`` changes it
+    (``"cue 66, target 67"``); ``n_subjects`` is the number of subjects in
+    the local copy.
     """
     rows = []
     for info in _REGISTRY.values():
@@ -166,7 +167,7 @@ def _register_builtin():
             marker="MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf",
         ),
         DatasetInfo(
-            "muse-cueing", "eeg", 66,
+            "muse-cueing", "eeg", 67,
             "NeuroTechX eeg-notebooks visual cueing study, Muse 4-channel (cue L/R or target vs pre-cue)",
             "neurodecode.io.muse:load_muse_cueing", folder="eeg_notebooks_muse",
             source="https://github.com/NeuroTechX/eeg-notebooks_v0.1", card="muse-cueing.md",
