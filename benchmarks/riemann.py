@@ -154,7 +154,7 @@ def _write_docs(args, table, checks, total_ratio, newton_ratio):
         "Two neurodecode columns: the default `solver=\"fixed-point\"` (pyRiemann's Karcher "
         "iteration and stopping rule, the same iterates computed with a Cholesky whitening) and "
         "`solver=\"newton\"` (`TangentSpace`/`MDM` option: a Riemannian Newton step solved by "
-        "3 conjugate-gradient steps on the eigenvectors the gradient needs anyway; 3-4 "
+        "4 conjugate-gradient steps on the eigenvectors the gradient needs anyway; 3-4 "
         "eigendecomposition passes to a gradient norm <= 1e-10 where the fixed point needs ~9 to "
         "1e-8; `fit_transform` reuses the last pass as the tangent vectors).\n\n"
         f"{table}\n\n"

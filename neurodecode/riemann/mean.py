@@ -173,7 +173,8 @@ def _whitened_eigh(X, M):
     return L, ev, V
 
 
-def _mean_riemann_newton(X, w, *, tol=1e-10, maxiter=50, cg_iters=3, return_logs=False):
+def _mean_riemann_newton(X, w, *, tol=1e-10, maxiter=50, cg_iters=4, return_logs=False,
+                         init=None):
     r"""Affine-invariant mean by a Riemannian Newton iteration (fast path of the estimators).
 
     The same fixed point as :func:`mean_riemann` (the matrix where the
@@ -192,7 +193,7 @@ def _mean_riemann_newton(X, w, *, tol=1e-10, maxiter=50, cg_iters=3, return_logs
     """
     if w is None:
         w = torch.full((X.shape[0],), 1.0 / X.shape[0], dtype=X.dtype, device=X.device)
-    M = _mean_euclid(X, w)
+    M = _mean_euclid(X, w) if init is None else init
     prev = None
     for _ in range(maxiter):
         L, ev, V = _whitened_eigh(X, M)
