@@ -145,9 +145,12 @@ def _write_docs(args, table, checks, total_ratio, newton_ratio):
            f"pyriemann {__import__('pyriemann').__version__}; {platform.machine()} CPU, "
            f"{os.environ['OMP_NUM_THREADS']} BLAS/torch thread(s); device {args.device}")
     best = max(total_ratio, newton_ratio)
+    cmd = "python benchmarks/riemann.py --write-docs"
+    cmd += f" --n-trials {args.n_trials}" if args.n_trials != 2000 else ""
+    cmd += f" --runs {args.runs}" if args.runs != 3 else ""
     section = (
         "## Riemannian engine\n\n"
-        f"`python benchmarks/riemann.py --write-docs` (pyRiemann and neurodecode in one process, "
+        f"`{cmd}` (pyRiemann and neurodecode in one process, "
         f"interleaved runs, median of {args.runs}): covariances (OAS) + tangent space "
         f"(`fit_transform`, Riemannian mean reference) + MDM (`fit`, `predict`) on simulated EEG, "
         f"N={args.n_trials} trials, C={args.n_channels} channels, T={args.n_times} samples, float64. "

@@ -414,12 +414,13 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         Riemannian reference on the inner-train rows) and select among those
         exact scores only. The pick equals the exact search's pick whenever
         the exact search's best member is among the ``top_k`` screened ones.
-    top_k : int, default=3
-        Members re-scored exactly by ``inner_reference="shared_then_exact"``.
     random_state : int or None, default=None
         Passed to the classifier.
     device : str or None, default=None
         Torch device; None picks CUDA when available, else CPU.
+    top_k : int, default=3
+        Members re-scored exactly by ``inner_reference="shared_then_exact"``
+        (last in the signature so that positional arguments keep their meaning).
 
     Attributes
     ----------
@@ -458,7 +459,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
 
     def __init__(self, orders=tuple(range(1, 11)), lags=tuple(range(1, 11)), Cs=(0.5, 1.0, 1.5),
                  estimator="cov", cv=5, classifier="svm", scoring="roc_auc", tol=10e-9,
-                 maxiter=50, inner_reference="riemann", top_k=3, random_state=None, device=None):
+                 maxiter=50, inner_reference="riemann", random_state=None, device=None, top_k=3):
         self.orders = orders
         self.lags = lags
         self.Cs = Cs
