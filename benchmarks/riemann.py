@@ -178,7 +178,7 @@ def _write_docs(args, table, checks, total_ratio, newton_ratio):
         "reconstruction differs from pyRiemann's by the same 1.24e-8 and from ours by 1e-11: "
         "that is why Newton is an option, not the default. "
         f"Total ratio {total_ratio:.1f}x (fixed-point), {newton_ratio:.1f}x (newton): the 10x target is "
-        + ("reached" if best >= 10 else "NOT reached") + " on this CPU.\n"
+        + ("reached" if best >= 10 else "NOT reached") + " on this CPU.\n\n"
     )
     pattern = re.compile(r"^## Riemannian engine\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section

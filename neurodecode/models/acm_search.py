@@ -165,6 +165,7 @@ class _PrecomputedBinarySVC:
         from sklearn.svm import _libsvm
 
         self.classes_, codes = np.unique(y, return_inverse=True)
+        _libsvm.set_verbosity_wrap(0)  # libsvm's flag is global: SVC sets it before every fit too
         (self.support_, self.support_vectors_, self.n_support_, self.dual_coef_,
          self.intercept_, self.prob_a_, self.prob_b_, status, _) = _libsvm.fit(
             np.ascontiguousarray(K, dtype=np.float64), codes.astype(np.float64),
