@@ -36,7 +36,7 @@ Workloads (``--workloads``):
 
 Run (numbers in docs/benchmarks.md, "Harness overhead")::
 
-    /work/notes/heavy python benchmarks/harness_overhead.py --repeats 9
+    python benchmarks/harness_overhead.py --repeats 9
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ a rerun skips the (fold, method) pairs already there (the pretrained MAE of a
 fold is kept in ``--work`` so a rerun after pretraining skips it too).
 
     python benchmarks/heads_mae_abide.py --quick             # 4 small sites, 2 folds, tiny model
-    /work/notes/heavy python benchmarks/heads_mae_abide.py   # 5 folds, all sites
+    python benchmarks/heads_mae_abide.py                     # 5 folds, all sites
     python benchmarks/heads_mae_abide.py --report-only       # summary from the CSV
 
 ``--time-limit`` stops before a new fold once that many seconds have passed,

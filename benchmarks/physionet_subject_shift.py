@@ -10,7 +10,7 @@ means. Used to explain the leave-subject-out re-centering results in
 
 Run::
 
-    MNE_DATA=/work/shared/datasets/mne_data MOABB_DOWNLOAD_PROVIDER=upstream \\
+    MNE_DATA=../shared/datasets/mne_data MOABB_DOWNLOAD_PROVIDER=upstream \\
         python benchmarks/physionet_subject_shift.py
 """
 

@@ -20,7 +20,7 @@ The harness must reproduce MOABB's within-session CSP+LDA mean within 0.01
 
 Run (threads are limited to 1 by the script)::
 
-    MNE_DATA=/work/shared/datasets/mne_data MOABB_DOWNLOAD_PROVIDER=upstream \\
+    MNE_DATA=../shared/datasets/mne_data MOABB_DOWNLOAD_PROVIDER=upstream \\
         python benchmarks/real_physionet.py                 # full: S1-15, both splits
     python benchmarks/real_physionet.py --quick             # S1-3, within-session only
 """
