@@ -116,6 +116,24 @@ def moabb_search(orders, lags, Cs, cv):
     return GridSearchCV(pipe, grid, cv=cv, scoring="roc_auc", n_jobs=1, error_score=np.nan)
 
 
+def _run_moabb(args, cv, X, y, out, label="MOABB GridSearchCV"):
+    """Time MOABB's grid search once on its (sub-)grid; record and print its pick."""
+    m_orders = args.moabb_orders or args.orders
+    m_lags = args.moabb_lags or args.lags
+    t0 = _clock()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = moabb_search(m_orders, m_lags, args.Cs, cv).fit(X, y)
+    t_moabb = _clock() - t0
+    mb = {"order": ref.best_params_["augmenteddataset__order"],
+          "lag": ref.best_params_["augmenteddataset__lag"], "C": ref.best_params_["svc__C"]}
+    print(f"{label}: {t_moabb:.1f} s on orders={m_orders} lags={m_lags}, best {mb} "
+          f"score {ref.best_score_:.4f}", flush=True)
+    out.update(moabb_time=t_moabb, moabb_orders=m_orders, moabb_lags=m_lags,
+               moabb_best=mb, moabb_score=ref.best_score_)
+    return ref, t_moabb, mb
+
+
 def covariance_grid_timing(X, orders, lags, repeats=3):
     """Seconds to compute every (order, lag) ACM of the grid: MOABB+pyRiemann loop vs block path."""
     from moabb.pipelines.features import AugmentedDataset
@@ -267,16 +285,8 @@ def main(argv=None):
         m_orders = args.moabb_orders or args.orders
         m_lags = args.moabb_lags or args.lags
         subset = (m_orders, m_lags) != (args.orders, args.lags)
-        t0 = _clock()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = moabb_search(m_orders, m_lags, args.Cs, cv).fit(X, y)
-        t_moabb = _clock() - t0
+        ref, t_moabb, mb = _run_moabb(args, cv, X, y, out)
         res = ref.cv_results_
-        mb = {"order": ref.best_params_["augmenteddataset__order"],
-              "lag": ref.best_params_["augmenteddataset__lag"], "C": ref.best_params_["svc__C"]}
-        print(f"MOABB GridSearchCV: {t_moabb:.1f} s on orders={m_orders} lags={m_lags}, best {mb} "
-              f"score {ref.best_score_:.4f}", flush=True)
         # the same candidates in ours (same order: lag, order, C)
         ours_res = ours.cv_results_
         ours_idx = {(p["lag"], p["order"], p["C"]): i for i, p in enumerate(ours_res["params"])}
@@ -286,9 +296,7 @@ def main(argv=None):
             a, b = ours_res["mean_test_score"][ours_idx[key]], res["mean_test_score"][i]
             if np.isfinite(a) and np.isfinite(b):
                 diffs.append(abs(a - b))
-        out.update(moabb_time=t_moabb, moabb_orders=m_orders, moabb_lags=m_lags,
-                   moabb_best=mb, moabb_score=ref.best_score_,
-                   max_abs_score_diff=max(diffs) if diffs else None)
+        out.update(max_abs_score_diff=max(diffs) if diffs else None)
         print(f"max |mean score difference| over the {len(diffs)} common candidates: "
               f"{max(diffs) if diffs else float('nan'):.2e}", flush=True)
         if subset:
@@ -337,18 +345,8 @@ def _fast_modes_vs_moabb(args, cv, X, y, out):
     m_lags = args.moabb_lags or args.lags
     t_moabb = mb = res = None
     if not args.skip_moabb:
-        t0 = _clock()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = moabb_search(m_orders, m_lags, args.Cs, cv).fit(X, y)
-        t_moabb = _clock() - t0
+        ref, t_moabb, mb = _run_moabb(args, cv, X, y, out, label="MOABB GridSearchCV (once)")
         res = ref.cv_results_
-        mb = {"order": ref.best_params_["augmenteddataset__order"],
-              "lag": ref.best_params_["augmenteddataset__lag"], "C": ref.best_params_["svc__C"]}
-        print(f"MOABB GridSearchCV (once): {t_moabb:.1f} s on orders={m_orders} lags={m_lags}, "
-              f"best {mb} score {ref.best_score_:.4f}", flush=True)
-        out.update(moabb_time=t_moabb, moabb_orders=m_orders, moabb_lags=m_lags,
-                   moabb_best=mb, moabb_score=ref.best_score_)
     shared, times, med = _time_shared(args, cv, X, y, "shared_logeuclid", m_orders, m_lags)
     line = (f"shared_logeuclid: {med:.2f} s (median of {args.repeats}), best "
             f"{shared.best_params_} score {shared.best_score_:.4f}")

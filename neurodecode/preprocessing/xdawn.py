@@ -111,7 +111,19 @@ def _fit_xdawn(X, y, nfilter, classes, estimator, baseline_cov) -> dict:
             "n_channels_": n_channels, "n_times_": n_times}
 
 
-class Xdawn(TransformerMixin, BaseEstimator):
+class _SupervisedEpochsTags:
+    """Tags shared by the Xdawn estimators: 3-D trials in, labels required to fit."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        tags.requires_fit = True
+        return tags
+
+
+class Xdawn(_SupervisedEpochsTags, TransformerMixin, BaseEstimator):
     """Xdawn spatial filters, learned per class from the training trials.
 
     Same definition as :class:`pyriemann.spatialfilters.Xdawn` (0.12).
@@ -161,14 +173,6 @@ class Xdawn(TransformerMixin, BaseEstimator):
             setattr(self, name, value)
         return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
-        tags.requires_fit = True
-        return tags
-
     def transform(self, X):
         """Spatially filtered trials, shape (n_trials, n_classes * nfilter, n_times)."""
         check_is_fitted(self)
@@ -178,7 +182,7 @@ class Xdawn(TransformerMixin, BaseEstimator):
         return self.filters_ @ X
 
 
-class XdawnCovariances(TransformerMixin, BaseEstimator):
+class XdawnCovariances(_SupervisedEpochsTags, TransformerMixin, BaseEstimator):
     """Xdawn prototype covariances (ERP covariances on Xdawn-filtered signals).
 
     Same definition and output as :class:`pyriemann.estimation.XdawnCovariances`
@@ -248,14 +252,6 @@ class XdawnCovariances(TransformerMixin, BaseEstimator):
         self.P_ = fitted["evokeds_"]
         self.n_channels_ = fitted["n_channels_"]
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
-        tags.requires_fit = True
-        return tags
 
     def transform(self, X):
         """Covariances of ``[P_; filtered X]``, shape (n_trials, n, n)."""
