@@ -530,3 +530,33 @@ def test_benchmark_script_runs_small(capsys):
     assert "| total |" in out
     assert "MDM predictions equal (fixed-point): True" in out
     assert "MDM predictions equal (newton): True" in out
+
+
+def test_newton_mean_stops_at_the_rounding_floor_of_near_singular_acms(physionet):
+    """High-order ACMs of real EEG are near-singular: the gradient norm of the Karcher
+    equation bottoms out near 1e-10-1e-9 (rounding in the logarithms), above the Newton
+    solver's 1e-10 target. The solver stops once it is below pyRiemann's test (1e-8) and
+    no longer halving, and returns its best iterate, instead of backtracking to maxiter."""
+    from neurodecode.preprocessing.augmented import augmented_covariances
+    from neurodecode.riemann import mean as nm
+
+    X, _ = physionet[0]
+    C = torch.as_tensor(augmented_covariances(X[:, :21], 8, 3, "cov", device="cpu"))
+    w = torch.full((len(C),), 1.0 / len(C), dtype=torch.float64)
+    crits, real = [], nm._whitened_eigh
+
+    def spy(Xs, M):
+        L, ev, V = real(Xs, M)
+        crits.append(float(torch.linalg.matrix_norm(nm._weighted_eig_sum(V, w[:, None] * torch.log(ev)))))
+        return L, ev, V
+
+    nm._whitened_eigh = spy
+    try:
+        M = nm._mean_riemann_newton(C, w)
+    finally:
+        nm._whitened_eigh = real
+    assert len(crits) <= 8, crits  # 16 passes without the stall rule (backtracking at the floor)
+    assert min(crits) <= 1e-8  # pyRiemann's own convergence test
+    _, ev, V = nm._whitened_eigh(C, M)
+    at_returned = float(torch.linalg.matrix_norm(nm._weighted_eig_sum(V, w[:, None] * torch.log(ev))))
+    np.testing.assert_allclose(at_returned, min(crits), rtol=1e-3)  # the best iterate is returned

@@ -46,7 +46,7 @@ from ..preprocessing.augmented import (
     augmented_covariances,
     iter_augmented_covariance_grid,
 )
-from ..riemann.base import _expm, _logm, _sqrtm_invsqrtm
+from ..riemann.base import _expm, _logm, _sqrtm_invsqrtm, eigh
 from ..riemann.mean import _mean_riemann, _mean_riemann_newton
 from ..riemann.tangentspace import _log_map, _upper
 
@@ -108,7 +108,7 @@ def _spd_logm(covs: torch.Tensor, rtol: float = 1e-12):
     """Matrix logarithms of a stack, or None when one matrix is not (numerically) SPD."""
     if not bool(torch.isfinite(covs).all()):
         return None
-    w, V = torch.linalg.eigh(covs)
+    w, V = eigh(covs)
     if bool((w.min(-1).values <= rtol * w.max(-1).values.clamp_min(0)).any()):
         return None
     return (V * torch.log(w).unsqueeze(-2)) @ V.mT

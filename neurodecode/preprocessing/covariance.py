@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..riemann.base import like_input, to_tensor
+from ..riemann.base import eigvalsh, like_input, to_tensor
 
 __all__ = ["covariances", "Covariances", "ESTIMATORS"]
 
@@ -148,7 +148,7 @@ def rank_deficient(C: torch.Tensor, rank_tol: float = 1e-10):
     eigenvalue of ``C[i]`` is at most ``rank_tol`` times its largest (or
     the matrix is all zeros).
     """
-    ev = torch.linalg.eigvalsh(C)
+    ev = eigvalsh(C)
     top = ev[..., -1]
     return (ev[..., 0] <= rank_tol * top) | (top <= 0), ev
 

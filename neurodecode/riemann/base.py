@@ -97,11 +97,53 @@ def _check_positive(eigvals: torch.Tensor, name: str) -> None:
         )
 
 
+# Below this many matrices per thread, a thread's start-up costs more than it saves.
+_MIN_MATRICES_PER_THREAD = 32
+
+
+def _threaded_over_batch(fn, C: torch.Tensor):
+    """``fn(C)`` for a stack, with the stack split over torch's CPU threads.
+
+    torch's CPU ``eigh``/``eigvalsh`` loop over the batch in one thread (one
+    LAPACK call per matrix) whatever ``torch.set_num_threads`` says, and the
+    LAPACK call itself barely parallelises at EEG sizes (C <= 128). Each
+    matrix is still decomposed by the same single LAPACK call, so the result
+    does not depend on how the stack is split; torch releases the GIL inside.
+    With one thread (what the harness sets in its workers) this is ``fn(C)``.
+    """
+    n_threads = torch.get_num_threads()
+    if C.device.type != "cpu" or C.ndim < 3 or n_threads < 2:
+        return fn(C)
+    flat = C.reshape(-1, *C.shape[-2:])
+    n_chunks = min(n_threads, flat.shape[0] // _MIN_MATRICES_PER_THREAD)
+    if n_chunks < 2:
+        return fn(C)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n_chunks) as pool:
+        parts = list(pool.map(fn, torch.tensor_split(flat, n_chunks)))
+    batch = C.shape[:-2]
+    if isinstance(parts[0], torch.Tensor):
+        out = torch.cat(parts)
+        return out.reshape(*batch, *out.shape[1:])
+    return tuple(torch.cat(p).reshape(*batch, *p[0].shape[1:]) for p in zip(*parts))
+
+
+def eigh(C: torch.Tensor):
+    """``torch.linalg.eigh`` of a stack of symmetric matrices, over all CPU threads (see above)."""
+    return _threaded_over_batch(torch.linalg.eigh, C)
+
+
+def eigvalsh(C: torch.Tensor):
+    """``torch.linalg.eigvalsh`` of a stack of symmetric matrices, over all CPU threads."""
+    return _threaded_over_batch(torch.linalg.eigvalsh, C)
+
+
 def eig_operator(C: torch.Tensor, operator, *, positive: bool = True, name: str = "C"):
     """``V operator(Λ) Vᵀ`` for a stack of symmetric tensors (tensor in, tensor out)."""
     check_square(C, name)
     _check_finite(C, name)
-    eigvals, eigvecs = torch.linalg.eigh(C)
+    eigvals, eigvecs = eigh(C)
     if positive:
         _check_positive(eigvals, name)
     return (eigvecs * operator(eigvals).unsqueeze(-2)) @ eigvecs.mT
@@ -278,7 +320,7 @@ def _sqrtm_invsqrtm(C):
     """Both ``C^{1/2}`` and ``C^{-1/2}`` from one eigendecomposition."""
     check_square(C)
     _check_finite(C, "C")
-    eigvals, eigvecs = torch.linalg.eigh(C)
+    eigvals, eigvecs = eigh(C)
     _check_positive(eigvals, "C")
     s = torch.sqrt(eigvals)
     return ((eigvecs * s.unsqueeze(-2)) @ eigvecs.mT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import _check_finite, _invsqrtm, _logm, check_square, like_input, to_tensor
+from .base import _check_finite, _invsqrtm, _logm, check_square, eigvalsh, like_input, to_tensor
 
 __all__ = ["distance_riemann", "distance_logeuclid", "distance_euclid", "distance"]
 
@@ -34,12 +34,12 @@ def _distance_riemann(A: torch.Tensor, B: torch.Tensor, squared: bool = False) -
     if B.ndim == 2:
         # One reference: whiten once, then one batched eigvalsh.
         Bm12 = _invsqrtm(B)
-        ev = torch.linalg.eigvalsh(Bm12 @ A @ Bm12)
+        ev = eigvalsh(Bm12 @ A @ Bm12)
     else:
         L = torch.linalg.cholesky(B)
         Y = torch.linalg.solve_triangular(L, A, upper=False)
         Z = torch.linalg.solve_triangular(L, Y.mT, upper=False).mT
-        ev = torch.linalg.eigvalsh(Z)
+        ev = eigvalsh(Z)
     if bool((ev <= 0).any()):
         raise ValueError("A is not positive definite: distance_riemann needs SPD matrices")
     d2 = (torch.log(ev) ** 2).sum(dim=-1)
