@@ -185,7 +185,7 @@ def test_newton_mean_refuses_non_spd(spd):
 def test_threaded_eigh_equals_one_thread(rng, n_threads):
     from neurodecode.riemann import base as nb
 
-    A = rng.standard_normal((5, 41, 6, 30))  # 205 matrices in a 2-level batch, uneven chunks
+    A = rng.standard_normal((5, 41, 40, 60))  # 205 40x40 matrices in a 2-level batch, uneven chunks
     C = torch.from_numpy(A @ A.transpose(0, 1, 3, 2))
     before = torch.get_num_threads()
     try:
@@ -195,10 +195,13 @@ def test_threaded_eigh_equals_one_thread(rng, n_threads):
         torch.set_num_threads(n_threads)
         w2, V2 = nb.eigh(C)
         e2 = nb.eigvalsh(C)
-        small = nb.eigvalsh(C[0, :3])  # too few matrices to split: the plain call
+        small = nb.eigvalsh(C[0, :3])  # too little work to split: the plain call
+        chunks = []
+        nb._threaded_over_batch(lambda x: chunks.append(x.shape[0]) or torch.linalg.eigvalsh(x), C)
     finally:
         torch.set_num_threads(before)
-    assert w2.shape == (5, 41, 6) and V2.shape == (5, 41, 6, 6)
+    assert w2.shape == (5, 41, 40) and V2.shape == (5, 41, 40, 40)
     # each matrix goes through the same LAPACK call: bit-identical, whatever the split
     assert torch.equal(w1, w2) and torch.equal(V1, V2) and torch.equal(e1, e2)
     assert torch.equal(small, e1[0, :3])
+    assert len(chunks) == n_threads and sum(chunks) == 205  # the stack really was split

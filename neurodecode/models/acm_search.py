@@ -659,8 +659,9 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         for k, (train, test) in enumerate(splits):
             tr = torch.as_tensor(train, device=covs.device)
             rows = torch.as_tensor(np.concatenate([train, test]), device=covs.device)
-            # log-Euclidean mean of the inner-train rows: the Karcher start (or the reference)
-            reference = _expm(log_covs[tr].mean(0))
+            if mode != "riemann_newton":
+                # log-Euclidean mean of the inner-train rows: the Karcher start (or the reference)
+                reference = _expm(log_covs[tr].mean(0))
             te = torch.as_tensor(test, device=covs.device)
             if mode == "riemann":
                 with warnings.catch_warnings():

@@ -97,8 +97,9 @@ def _check_positive(eigvals: torch.Tensor, name: str) -> None:
         )
 
 
-# Below this many matrices per thread, a thread's start-up costs more than it saves.
-_MIN_MATRICES_PER_THREAD = 32
+# Work (matrices x n^3) a thread must get for the split to pay for the thread start-up:
+# eight 64x64 eigendecompositions (~4 ms), or thousands of 8x8 ones.
+_MIN_WORK_PER_THREAD = 8 * 64**3
 
 
 def _threaded_over_batch(fn, C: torch.Tensor):
@@ -115,7 +116,7 @@ def _threaded_over_batch(fn, C: torch.Tensor):
     if C.device.type != "cpu" or C.ndim < 3 or n_threads < 2:
         return fn(C)
     flat = C.reshape(-1, *C.shape[-2:])
-    n_chunks = min(n_threads, flat.shape[0] // _MIN_MATRICES_PER_THREAD)
+    n_chunks = min(n_threads, flat.shape[0] * flat.shape[-1] ** 3 // _MIN_WORK_PER_THREAD)
     if n_chunks < 2:
         return fn(C)
     from concurrent.futures import ThreadPoolExecutor
