@@ -172,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--combine", action="store_true",
                         help="combine the chunks and time neurodecode on the same grid")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 

@@ -453,7 +453,14 @@ def test_shared_then_exact_picks_like_the_exact_search(monkeypatch):
         est = ACMGridSearch(inner_reference="shared_then_exact", top_k=top_k, **kw).fit(X, y)
         res = est.cv_results_
         resc = res["rescored"]
-        assert resc.sum() == top_k * 2  # top_k members x 2 Cs
+        members = {(p["order"], p["lag"]) for p, r in zip(res["params"], resc) if r}
+        order1 = sorted(m for m in members if m[0] == 1)
+        # top_k distinct members x 2 Cs; order 1 (no delays: one ACM for every lag) counts once
+        assert len(members) - max(len(order1) - 1, 0) == top_k and resc.sum() == 2 * len(members)
+        assert order1 in ([], [(1, 1), (1, 3)])  # scored once, shared by both lags
+        if order1:
+            i1 = [i for i, p in enumerate(res["params"]) if p["order"] == 1]
+            np.testing.assert_array_equal(res["mean_test_score"][i1[:2]], res["mean_test_score"][i1[2:]])
         assert seen == [len(tr) for tr, _ in splits] * top_k  # inner-train rows only
         # re-scored members carry the exact scores, the others NaN and the last rank
         np.testing.assert_allclose(res["mean_test_score"][resc],

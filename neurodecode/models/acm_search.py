@@ -415,13 +415,18 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
         Riemannian reference on the inner-train rows) and select among those
         exact scores only. The pick equals the exact search's pick whenever
         the exact search's best member is among the ``top_k`` screened ones.
+        Order 1 ignores the lag (no delays), so its members are one ACM:
+        re-scored once, counted once, and their exact scores shared.
     random_state : int or None, default=None
         Passed to the classifier.
     device : str or None, default=None
         Torch device; None picks CUDA when available, else CPU.
-    top_k : int, default=3
-        Members re-scored exactly by ``inner_reference="shared_then_exact"``
+    top_k : int, default=5
+        Distinct members re-scored exactly by ``inner_reference="shared_then_exact"``
         (last in the signature so that positional arguments keep their meaning).
+        Screening scores on small inner folds are coarse and tie often: on
+        PhysionetMI S1 (45 trials, 10 x 10 grid) the exact best member ranked
+        5th in the screening, on S2 (3 x 3 grid) 4th.
 
     Attributes
     ----------
@@ -460,7 +465,7 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
 
     def __init__(self, orders=tuple(range(1, 11)), lags=tuple(range(1, 11)), Cs=(0.5, 1.0, 1.5),
                  estimator="cov", cv=5, classifier="svm", scoring="roc_auc", tol=10e-9,
-                 maxiter=50, inner_reference="riemann", random_state=None, device=None, top_k=3):
+                 maxiter=50, inner_reference="riemann", random_state=None, device=None, top_k=5):
         self.orders = orders
         self.lags = lags
         self.Cs = Cs
@@ -636,14 +641,23 @@ class ACMGridSearch(ClassifierMixin, BaseEstimator):
 
         ranked = sorted(keys, key=best, reverse=True)  # stable: grid order among ties
         out = {}
-        for order, lag in ranked[:int(self.top_k)]:
+        for order, lag in ranked:
+            if len(out) >= int(self.top_k):
+                break
             if best((order, lag)) == -np.inf:
-                continue  # failed in screening (not SPD): it fails exactly too
+                break  # failed in screening (not SPD), as is everything ranked below
+            if order == 1 and any(o == 1 for o, _ in out):
+                continue  # order 1 has no delays: one ACM for every lag, scored once
             t0 = time.perf_counter()
             covs = torch.as_tensor(
                 augmented_covariances(X, order, lag, self.estimator, device=dev), device=dev)
             scores, error = self._score_member(covs, y, splits, Cs, scorer, mode="riemann_newton")
             out[(order, lag)] = (scores, error, screen[(order, lag)][2] + time.perf_counter() - t0)
+        first = next((key for key in out if key[0] == 1), None)
+        if first is not None:
+            for key in keys:
+                if key[0] == 1 and key not in out:  # the same matrices: the same exact scores
+                    out[key] = (out[first][0].copy(), out[first][1], screen[key][2])
         return out
 
     def _score_member(self, covs, y, splits, Cs, scorer, mode=None):
