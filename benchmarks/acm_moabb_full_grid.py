@@ -7,7 +7,8 @@ same search one order at a time (``GridSearchCV`` on that order's lags x C,
 ``refit=False``), records each chunk's CPU seconds and every candidate's mean
 inner ROC-AUC in ``STATE_DIR/order_K.json`` (written atomically), and skips
 chunks already there, so a killed run resumes. Two processes may share a
-state directory: each claims a chunk with an exclusive ``.claim`` file.
+state directory: each claims a chunk with an exclusive ``.claim`` file
+holding its pid (the claim of a process that no longer exists is taken over).
 
 Why the chunked total is MOABB's full-grid time: ``GridSearchCV`` evaluates
 every candidate on every fold independently, so its search cost is the sum of
@@ -67,6 +68,27 @@ def _chunk_path(state_dir: Path, order: int) -> Path:
     return state_dir / f"order_{order}.json"
 
 
+def _claim(path: Path) -> bool:
+    """Take a chunk: create ``path`` holding our pid; a claim whose process is gone is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or 0)
+                os.kill(pid, 0)  # raises if that process no longer exists
+                return False
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # a killed run's claim: take the chunk over
+                continue
+            except PermissionError:
+                return False  # alive, another user's process
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def run_chunks(X, y, orders, lags, Cs, cv, state_dir: Path) -> None:
     """Run MOABB's GridSearchCV one order at a time; skip chunks done or claimed by another process."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -75,9 +97,7 @@ def run_chunks(X, y, orders, lags, Cs, cv, state_dir: Path) -> None:
         if path.exists():
             continue
         claim = state_dir / f"order_{order}.claim"
-        try:
-            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
+        if not _claim(claim):
             continue
         t0 = _clock()
         with warnings.catch_warnings():
