@@ -55,13 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from acm import _clock, _range, load_physionet, load_sim, moabb_search  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
-from neurodecode.atomic import atomic_path  # noqa: E402
+from neurodecode.atomic import atomic_write_text  # noqa: E402
 from neurodecode.models.acm_search import ACMGridSearch  # noqa: E402
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def _chunk_path(state_dir: Path, order: int) -> Path:

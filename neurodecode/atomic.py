@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -39,3 +39,19 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> target = atomic_write_text(os.path.join(tempfile.mkdtemp(), "a.txt"), "done")
+    >>> target.read_text()
+    'done'
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path

@@ -21,17 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, atomic_write_text
 from . import plots
 from .statistics import dataset_statistics, meta_analysis, pairwise_comparisons, summary_table
 
 __all__ = ["write_report", "format_summary"]
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return path
 
 
 def _write_csv(path: Path, df: pd.DataFrame) -> Path:
@@ -135,9 +129,9 @@ def write_report(df: pd.DataFrame, out_dir, title: str | None = None, html: bool
         lines += [f"![{caption}](figures/{path.name})", ""]
     lines += ["Files: `results.csv` (one row per fold), `summary.csv`, `comparisons.csv`.", ""]
     text = "\n".join(lines)
-    report = _write_text(out / "report.md", text)
+    report = atomic_write_text(out / "report.md", text)
     if html:
-        _write_text(out / "report.html", _to_html(title, summary, comparisons, figures))
+        atomic_write_text(out / "report.html", _to_html(title, summary, comparisons, figures))
     return report
 
 
