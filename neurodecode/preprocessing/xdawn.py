@@ -57,6 +57,16 @@ def _check_trials(X, name="X"):
     return X
 
 
+def _check_fitted_trials(est, X):
+    """``X`` checked as trials with the channel count ``est`` was fitted on."""
+    check_is_fitted(est)
+    X = _check_trials(X)
+    if X.shape[1] != est.n_channels_:
+        raise ValueError(f"X has {X.shape[1]} channels but {type(est).__name__} was fitted on "
+                         f"{est.n_channels_}")
+    return X
+
+
 def _one_cov(x, estimator):
     """Covariance (``estimator``) of one (n_channels, n_samples) signal, NumPy, as estimated (no repair).
 
@@ -175,10 +185,7 @@ class Xdawn(_SupervisedEpochsTags, TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Spatially filtered trials, shape (n_trials, n_classes * nfilter, n_times)."""
-        check_is_fitted(self)
-        X = _check_trials(X)
-        if X.shape[1] != self.n_channels_:
-            raise ValueError(f"X has {X.shape[1]} channels but Xdawn was fitted on {self.n_channels_}")
+        X = _check_fitted_trials(self, X)
         return self.filters_ @ X
 
 
@@ -255,10 +262,7 @@ class XdawnCovariances(_SupervisedEpochsTags, TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Covariances of ``[P_; filtered X]``, shape (n_trials, n, n)."""
-        check_is_fitted(self)
-        X = _check_trials(X)
-        if X.shape[1] != self.n_channels_:
-            raise ValueError(f"X has {X.shape[1]} channels but XdawnCovariances was fitted on {self.n_channels_}")
+        X = _check_fitted_trials(self, X)
         if X.shape[2] != self.P_.shape[1]:
             raise ValueError(f"X has {X.shape[2]} time samples but the prototypes have {self.P_.shape[1]}")
         T = to_tensor(X, device=self.device)
